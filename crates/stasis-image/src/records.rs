@@ -191,9 +191,9 @@ pub enum VmaKind {
     Anon = 0,
     /// A regular file mapped private or shared.
     File = 1,
-    /// The [vvar], [vvar_vclock] and [vdso] block; restored as one.
+    /// The `[vvar]`, `[vvar_vclock]` and `[vdso]` block; restored as one.
     Vdso = 2,
-    /// [vsyscall]: fixed by the kernel, nothing to restore.
+    /// `[vsyscall]`: fixed by the kernel, nothing to restore.
     Vsyscall = 3,
 }
 
@@ -212,8 +212,8 @@ pub struct Vma {
     pub flags: u32,
     #[prost(enumeration = "VmaKind", tag = "5")]
     pub kind: i32,
-    /// Path for File mappings; the bracketed name ([heap], [stack],
-    /// [vdso], [anon:NAME]) otherwise.
+    /// Path for File mappings; the bracketed name (`[heap]`, `[stack]`,
+    /// `[vdso]`, `[anon:NAME]`) otherwise.
     #[prost(string, tag = "6")]
     pub name: String,
     /// File offset in bytes for File mappings.

@@ -1,1 +1,185 @@
-fn main() {}
+//! The stasis command line. Verbs and options follow CRIU's names where
+//! CRIU has the same feature (`dump -t PID -D DIR`, `restore -D DIR -d`).
+
+mod demo;
+mod inspect;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "stasis", version, about = "Transparent checkpoint/restore for Linux processes")]
+struct Cli {
+    /// More log output (repeat for more); logs go to stderr.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Checkpoint a running process into an image directory.
+    Dump {
+        /// Pid of the process to checkpoint.
+        #[arg(short = 't', long = "tree")]
+        pid: i32,
+        /// Image directory (created if missing).
+        #[arg(short = 'D', long = "images-dir")]
+        dir: PathBuf,
+        /// Let the process run on after the dump (default: kill it).
+        #[arg(short = 'R', long)]
+        leave_running: bool,
+        /// The process is a job of a shell: it may use the terminal and
+        /// need not lead its session.
+        #[arg(short = 'j', long)]
+        shell_job: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a process from an image directory, with its original pid.
+    Restore {
+        #[arg(short = 'D', long = "images-dir")]
+        dir: PathBuf,
+        /// Return once the process runs (default: wait for it and exit with its status).
+        #[arg(short = 'd', long = "restore-detached")]
+        detach: bool,
+        /// Write the restored pid to this file.
+        #[arg(long)]
+        pidfile: Option<PathBuf>,
+        #[arg(short = 'j', long)]
+        shell_job: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what an image holds.
+    Inspect {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Also list every VMA, fd, thread and page run.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Report which kernel features stasis needs and finds here.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a built-in counter, checkpoint it, kill it, restore it, and show
+    /// it continuing with the same pid and count.
+    Demo {
+        /// Where to keep the demo's image and log (default: a temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// The demo's workload (internal).
+    #[command(hide = true, name = "__demo-counter")]
+    DemoCounter,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STASIS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli.cmd) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cmd: Cmd) -> Result<ExitCode> {
+    match cmd {
+        Cmd::Dump {
+            pid,
+            dir,
+            leave_running,
+            shell_job,
+            json,
+        } => {
+            let opts = stasis_engine::DumpOptions {
+                leave_running,
+                shell_job,
+            };
+            let bar = progress::Bar::new(json);
+            let r = stasis_engine::dump(pid, &dir, &opts, &bar)?;
+            bar.finish();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "pid": r.pid, "threads": r.threads, "vmas": r.vmas, "fds": r.fds,
+                        "pages_bytes": r.pages_bytes, "frozen_ms": r.frozen_ms, "total_ms": r.total_ms,
+                        "leave_running": leave_running, "dir": dir,
+                    })
+                );
+            } else {
+                eprintln!(
+                    "dumped pid {} ({} threads, {} mappings, {} fds, {} of memory) to {} in {:.1} ms{}",
+                    r.pid,
+                    r.threads,
+                    r.vmas,
+                    r.fds,
+                    inspect::human(r.pages_bytes),
+                    dir.display(),
+                    r.total_ms,
+                    if leave_running { "; left running" } else { "" }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Restore {
+            dir,
+            detach,
+            pidfile,
+            shell_job,
+            json,
+        } => {
+            let opts = stasis_engine::RestoreOptions {
+                detach,
+                shell_job,
+                pidfile,
+            };
+            let bar = progress::Bar::new(json || !detach);
+            let r = stasis_engine::restore(&dir, &opts, &bar)?;
+            bar.finish();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"pid": r.pid, "restore_ms": r.total_ms, "exit_code": r.exit_code})
+                );
+            } else if detach {
+                eprintln!("restored pid {} in {:.1} ms", r.pid, r.total_ms);
+            }
+            Ok(match r.exit_code {
+                Some(c) => ExitCode::from(c.clamp(0, 255) as u8),
+                None => ExitCode::SUCCESS,
+            })
+        }
+        Cmd::Inspect { dir, json, full } => {
+            inspect::run(&dir, json, full).with_context(|| format!("cannot inspect {}", dir.display()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Check { .. } => Ok(ExitCode::SUCCESS),
+        Cmd::Demo { dir } => demo::run(dir),
+        Cmd::DemoCounter => demo::counter(),
+    }
+}

@@ -1,0 +1,292 @@
+//! Freezing a target: PTRACE_SEIZE + PTRACE_INTERRUPT of every thread, and
+//! the remote-syscall context used while it is frozen.
+//!
+//! Invariant: while a [`Frozen`] exists every thread of the target is in a
+//! ptrace-stop and all its signals are blocked (the original masks are
+//! saved and put back). Dropping it without [`Frozen::release`] puts back
+//! every register, mask and held signal, unmaps the scratch page and
+//! detaches, so a failed dump leaves the target running as it was.
+
+use std::collections::BTreeMap;
+
+use stasis_sys::ptrace::{self, Regs, Stop};
+use stasis_sys::remote::RemoteThread;
+use stasis_sys::{mem, RemoteAddr};
+
+use crate::error::{DumpError, SysCtx};
+use crate::procfs;
+
+const PTRACE_EVENT_STOP: i32 = 128;
+/// Size of the scratch mapping made in the target for syscall results.
+pub const SCRATCH_SIZE: u64 = 4096;
+
+/// One seized thread.
+pub struct SeizedThread {
+    pub tid: i32,
+    /// Registers at the stop, put back on release.
+    pub regs: Regs,
+    /// Blocked-signal mask at the stop, put back on release.
+    pub sigmask: u64,
+    /// A signal that was being delivered when we stopped the thread. It was
+    /// taken off the queue by the kernel; it is re-sent on release and
+    /// stored as pending in the image.
+    pub held_signal: Option<(i32, [u8; 128])>,
+}
+
+pub struct Frozen {
+    pub pid: i32,
+    /// Thread-group leader first.
+    pub threads: Vec<SeizedThread>,
+    pub syscall_at: RemoteAddr,
+    pub scratch: Option<RemoteAddr>,
+    released: bool,
+}
+
+impl Frozen {
+    /// Seizes and stops every thread of `pid`.
+    pub fn seize(pid: i32) -> Result<Frozen, DumpError> {
+        let mut frozen = Frozen {
+            pid,
+            threads: Vec::new(),
+            syscall_at: RemoteAddr(0),
+            scratch: None,
+            released: false,
+        };
+        let mut seen = BTreeMap::new();
+        loop {
+            let tids = list_tids(pid)?;
+            let new: Vec<i32> = tids
+                .into_iter()
+                .filter(|t| !seen.contains_key(t))
+                .collect();
+            if new.is_empty() {
+                break;
+            }
+            for tid in new {
+                seen.insert(tid, ());
+                match ptrace::seize(tid, 0) {
+                    Ok(()) => {}
+                    Err(e) if e.errno() == Some(libc::ESRCH) => continue,
+                    Err(e) if e.errno() == Some(libc::EPERM) => {
+                        return Err(DumpError::Refused {
+                            pid,
+                            what: format!(
+                                "thread {tid} cannot be traced ({e}); is it already traced by a debugger?"
+                            ),
+                        })
+                    }
+                    Err(e) => return Err(e).dump_ctx(pid, "seize"),
+                }
+                // From here on Drop detaches this thread.
+                frozen.threads.push(SeizedThread {
+                    tid,
+                    regs: zero_regs(),
+                    sigmask: 0,
+                    held_signal: None,
+                });
+                ptrace::interrupt(tid).dump_ctx(pid, "interrupt")?;
+                let idx = frozen.threads.len() - 1;
+                wait_interrupted(pid, &mut frozen.threads[idx])?;
+            }
+        }
+        // Leader first.
+        frozen.threads.sort_by_key(|t| (t.tid != pid, t.tid));
+        if frozen.threads.first().map(|t| t.tid) != Some(pid) {
+            return Err(DumpError::NoSuchProcess(pid));
+        }
+        for t in &mut frozen.threads {
+            t.regs = ptrace::get_regs(t.tid).dump_ctx(pid, "get registers")?;
+            t.sigmask = ptrace::get_sigmask(t.tid).dump_ctx(pid, "get signal mask")?;
+            // Block everything while we run syscalls in it.
+            ptrace::set_sigmask(t.tid, !0).dump_ctx(pid, "block signals")?;
+        }
+        Ok(frozen)
+    }
+
+    /// The leader as a remote-syscall runner.
+    pub fn leader(&self) -> RemoteThread {
+        self.thread(self.pid)
+    }
+
+    pub fn thread(&self, tid: i32) -> RemoteThread {
+        RemoteThread {
+            tid,
+            syscall_at: self.syscall_at,
+        }
+    }
+
+    /// Maps a one-page scratch area in the target for syscall out-params.
+    /// It is shared anonymous memory so it never merges with the target's
+    /// own private mappings.
+    pub fn map_scratch(&mut self) -> Result<RemoteAddr, DumpError> {
+        let r = self
+            .leader()
+            .syscall(
+                "mmap",
+                libc::SYS_mmap,
+                &[
+                    0,
+                    SCRATCH_SIZE,
+                    (libc::PROT_READ | libc::PROT_WRITE) as u64,
+                    (libc::MAP_SHARED | libc::MAP_ANONYMOUS) as u64,
+                    u64::MAX,
+                    0,
+                ],
+            )
+            .dump_ctx(self.pid, "map scratch page")?;
+        self.scratch = Some(RemoteAddr(r));
+        Ok(RemoteAddr(r))
+    }
+
+    pub fn scratch(&self) -> RemoteAddr {
+        self.scratch.expect("scratch mapped")
+    }
+
+    /// Runs a syscall in `tid` and returns its value.
+    pub fn call(
+        &self,
+        tid: i32,
+        name: &'static str,
+        nr: i64,
+        args: &[u64],
+    ) -> Result<u64, DumpError> {
+        self.thread(tid)
+            .syscall(name, nr, args)
+            .dump_ctx(self.pid, name)
+    }
+
+    /// Reads `len` bytes of the scratch page.
+    pub fn read_scratch(&self, len: usize) -> Result<Vec<u8>, DumpError> {
+        let mut buf = vec![0u8; len];
+        mem::read(self.pid, self.scratch(), &mut buf).dump_ctx(self.pid, "read scratch")?;
+        Ok(buf)
+    }
+
+    /// Unmaps the scratch page and puts every thread back as it was.
+    /// With `kill`, the process is then killed; otherwise it runs on.
+    pub fn release(mut self, kill: bool) -> Result<(), DumpError> {
+        self.released = true;
+        let r = self.restore_threads();
+        if kill {
+            let _ = stasis_sys::util::kill(self.pid, libc::SIGKILL);
+            for t in &self.threads {
+                let _ = ptrace::wait(t.tid);
+            }
+            return r;
+        }
+        r?;
+        for t in &self.threads {
+            let sig = t.held_signal.map(|h| h.0).unwrap_or(0);
+            ptrace::detach(t.tid, sig).dump_ctx(self.pid, "detach")?;
+        }
+        Ok(())
+    }
+
+    fn restore_threads(&mut self) -> Result<(), DumpError> {
+        let mut first_err = None;
+        if let Some(s) = self.scratch.take() {
+            if let Err(e) = self
+                .leader()
+                .syscall("munmap", libc::SYS_munmap, &[s.0, SCRATCH_SIZE])
+            {
+                first_err.get_or_insert(DumpError::Sys {
+                    pid: self.pid,
+                    step: "unmap scratch page",
+                    source: e,
+                });
+            }
+        }
+        for t in &self.threads {
+            let r = ptrace::set_regs(t.tid, &t.regs)
+                .and_then(|_| ptrace::set_sigmask(t.tid, t.sigmask));
+            if let Err(e) = r {
+                first_err.get_or_insert(DumpError::Sys {
+                    pid: self.pid,
+                    step: "restore registers",
+                    source: e,
+                });
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        if self.threads.iter().all(|t| t.regs.rip != 0) {
+            let _ = self.restore_threads();
+        }
+        for t in &self.threads {
+            let sig = t.held_signal.map(|h| h.0).unwrap_or(0);
+            let _ = ptrace::detach(t.tid, sig);
+        }
+    }
+}
+
+fn zero_regs() -> Regs {
+    ptrace::zero_regs()
+}
+
+/// Thread ids of `pid` from /proc/PID/task.
+pub fn list_tids(pid: i32) -> Result<Vec<i32>, DumpError> {
+    let path = format!("/proc/{pid}/task");
+    let rd = std::fs::read_dir(&path).map_err(|e| procfs::io_err(pid, path.clone(), e))?;
+    let mut tids: Vec<i32> = rd
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort();
+    Ok(tids)
+}
+
+/// Waits for the stop that PTRACE_INTERRUPT causes. A signal-delivery stop
+/// can come first; its signal is held so it is not lost.
+fn wait_interrupted(pid: i32, t: &mut SeizedThread) -> Result<(), DumpError> {
+    loop {
+        match ptrace::wait(t.tid).dump_ctx(pid, "wait for stop")? {
+            Stop::Stopped {
+                event: PTRACE_EVENT_STOP,
+                sig,
+            } => {
+                if sig != libc::SIGTRAP {
+                    return Err(DumpError::Refused {
+                        pid,
+                        what: format!(
+                            "thread {} is stopped by job control (signal {sig}); continue it with SIGCONT first",
+                            t.tid
+                        ),
+                    });
+                }
+                return Ok(());
+            }
+            Stop::Stopped { sig, event: 0 } => {
+                // Signal-delivery stop: keep the signal, then ask again.
+                let info = ptrace::get_siginfo(t.tid).dump_ctx(pid, "get siginfo")?;
+                if t.held_signal.is_some() {
+                    return Err(DumpError::Refused {
+                        pid,
+                        what: format!("thread {} keeps receiving signals while being frozen", t.tid),
+                    });
+                }
+                t.held_signal = Some((sig, info));
+                // The INTERRUPT is still pending; resume without the signal
+                // and the interrupt stop follows at once.
+                ptrace::cont(t.tid, 0).dump_ctx(pid, "resume to interrupt")?;
+            }
+            Stop::Stopped { .. } => {
+                ptrace::cont(t.tid, 0).dump_ctx(pid, "resume to interrupt")?;
+            }
+            Stop::Exited(_) | Stop::Killed(_) => {
+                return Err(DumpError::Refused {
+                    pid,
+                    what: format!("thread {} exited while being frozen", t.tid),
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! Dump half of [`crate::mm`].
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use stasis_image::{self as img, MmState, PageRun, PagesWriter, Vma, VmaKind};
+use stasis_proc::{MapKind, PagemapEntry, SmapsEntry};
+use stasis_sys::{mem, RemoteAddr};
+
+use super::PAGE;
+use crate::error::{DumpError, SysCtx};
+use crate::freeze::Frozen;
+use crate::procfs;
+use crate::Progress;
+
+/// Bytes read from the target per batch.
+const BATCH: usize = 8 << 20;
+
+/// Turns smaps into image VMAs, refusing what cannot be restored.
+pub fn dump_vmas(pid: i32, smaps: &[SmapsEntry]) -> Result<Vec<Vma>, DumpError> {
+    let mut out = Vec::with_capacity(smaps.len());
+    for s in smaps {
+        let m = &s.map;
+        let range = format!("{:x}-{:x}", m.start, m.end);
+        let refuse = |why: String| DumpError::Refused {
+            pid,
+            what: format!("mapping {range} ({}) {why}", display_name(&m.path)),
+        };
+        let special = matches!(
+            m.kind(),
+            MapKind::Vdso | MapKind::Vvar | MapKind::VvarVclock | MapKind::Vsyscall
+        );
+        for (flag, why) in [
+            ("io", "is a VM_IO device mapping, which stasis cannot checkpoint"),
+            ("pf", "is a raw PFN mapping, which stasis cannot checkpoint"),
+            ("ht", "is hugetlbfs memory, which stasis cannot checkpoint yet"),
+            ("lo", "is mlock()ed, which stasis cannot restore yet; munlock it"),
+            ("sl", "is sealed with mseal(), which stasis cannot restore yet"),
+            ("ss", "is a shadow stack, which stasis cannot restore yet"),
+        ] {
+            if s.has_flag(flag) && !special {
+                return Err(refuse(why.into()));
+            }
+        }
+        let mut prot = 0u32;
+        if m.read {
+            prot |= libc::PROT_READ as u32;
+        }
+        if m.write {
+            prot |= libc::PROT_WRITE as u32;
+        }
+        if m.exec {
+            prot |= libc::PROT_EXEC as u32;
+        }
+        let mut flags = if m.shared {
+            libc::MAP_SHARED
+        } else {
+            libc::MAP_PRIVATE
+        } as u32;
+        if s.has_flag("gd") {
+            flags |= libc::MAP_GROWSDOWN as u32;
+        }
+        let mut vma = Vma {
+            start: m.start,
+            end: m.end,
+            prot,
+            flags,
+            kind: VmaKind::Anon as i32,
+            name: m.path.clone(),
+            pgoff: m.offset,
+            file: None,
+            madv: madv_bits(s),
+            guards: Vec::new(),
+        };
+        match m.kind() {
+            MapKind::Anonymous | MapKind::Heap | MapKind::Stack | MapKind::AnonNamed(_) => {
+                if m.shared {
+                    return Err(refuse("is shared but has no backing object".into()));
+                }
+            }
+            MapKind::AnonShmemNamed(_) => {}
+            MapKind::Vdso | MapKind::Vvar | MapKind::VvarVclock => {
+                vma.kind = VmaKind::Vdso as i32;
+            }
+            MapKind::Vsyscall => vma.kind = VmaKind::Vsyscall as i32,
+            MapKind::File(path) => {
+                if m.is_shared_anon() {
+                    // MAP_SHARED|MAP_ANONYMOUS: restored as new shared anon.
+                    vma.name = String::new();
+                } else if m.is_memfd() {
+                    return Err(refuse("is a memfd mapping, which stasis cannot checkpoint yet".into()));
+                } else if path.starts_with("/SYSV") {
+                    return Err(refuse(
+                        "is System V shared memory, which stasis cannot checkpoint yet".into(),
+                    ));
+                } else if m.is_deleted() {
+                    return Err(refuse(
+                        "maps a deleted file, which stasis cannot checkpoint yet".into(),
+                    ));
+                } else {
+                    let st = procfs::stat(pid, &format!("map_files/{range}"))?;
+                    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+                        return Err(refuse(
+                            "maps a device or special file, which stasis cannot checkpoint".into(),
+                        ));
+                    }
+                    vma.kind = VmaKind::File as i32;
+                    vma.name = path.to_string();
+                    vma.file = Some(procfs::file_id(&st));
+                }
+            }
+            MapKind::Other(_) => {
+                return Err(refuse("is a special mapping stasis does not know".into()));
+            }
+        }
+        out.push(vma);
+    }
+    Ok(out)
+}
+
+fn display_name(path: &str) -> &str {
+    if path.is_empty() {
+        "anonymous"
+    } else {
+        path
+    }
+}
+
+fn madv_bits(s: &SmapsEntry) -> u32 {
+    let mut bits = 0;
+    for (code, bit) in [
+        ("dc", img::MADV_BIT_DONTFORK),
+        ("wf", img::MADV_BIT_WIPEONFORK),
+        ("dd", img::MADV_BIT_DONTDUMP),
+        ("hg", img::MADV_BIT_HUGEPAGE),
+        ("nh", img::MADV_BIT_NOHUGEPAGE),
+        ("mg", img::MADV_BIT_MERGEABLE),
+        ("sr", img::MADV_BIT_SEQUENTIAL),
+        ("rr", img::MADV_BIT_RANDOM),
+    ] {
+        if s.has_flag(code) {
+            bits |= bit;
+        }
+    }
+    bits
+}
+
+/// The mm fields PR_SET_MM_MAP restores.
+pub fn dump_mm(pid: i32, frozen: &Frozen) -> Result<MmState, DumpError> {
+    let st = procfs::parsed(pid, stasis_proc::parse_stat(&procfs::read_string(pid, "stat")?))?;
+    let brk = frozen.call(pid, "brk", libc::SYS_brk, &[0])?;
+    Ok(MmState {
+        start_code: st.start_code,
+        end_code: st.end_code,
+        start_data: st.start_data,
+        end_data: st.end_data,
+        start_brk: st.start_brk,
+        brk,
+        start_stack: st.start_stack,
+        arg_start: st.arg_start,
+        arg_end: st.arg_end,
+        env_start: st.env_start,
+        env_end: st.env_end,
+        auxv: procfs::read_bytes(pid, "auxv")?,
+    })
+}
+
+/// Finds a `syscall` instruction (0f 05) in the target's vDSO, or in one
+/// of its executable mappings, for the remote-syscall engine.
+pub fn find_syscall_insn(pid: i32, vmas: &[Vma]) -> Result<(RemoteAddr, u64), DumpError> {
+    let mut vdso_hash = 0;
+    let mut candidates: Vec<&Vma> = vmas
+        .iter()
+        .filter(|v| v.name == "[vdso]")
+        .collect();
+    candidates.extend(
+        vmas.iter()
+            .filter(|v| v.prot & libc::PROT_EXEC as u32 != 0 && v.name != "[vdso]" && v.name != "[vsyscall]"),
+    );
+    for v in candidates {
+        let len = (v.end - v.start).min(1 << 20) as usize;
+        let mut buf = vec![0u8; len];
+        if mem::read(pid, RemoteAddr(v.start), &mut buf).is_err() {
+            continue;
+        }
+        if v.name == "[vdso]" {
+            vdso_hash = xxhash_rust::xxh3::xxh3_64(&buf);
+        }
+        if let Some(i) = buf.windows(2).position(|w| w == [0x0f, 0x05]) {
+            return Ok((RemoteAddr(v.start + i as u64), vdso_hash));
+        }
+    }
+    Err(DumpError::Refused {
+        pid,
+        what: "has no syscall instruction stasis can use (no vDSO, no readable code)".into(),
+    })
+}
+
+/// A range of target memory to copy into the image.
+#[derive(Clone, Copy)]
+struct Extent {
+    vaddr: u64,
+    len: u64,
+}
+
+/// Dumps every page that restore needs. Returns the runs and bytes written.
+pub fn dump_pages(
+    pid: i32,
+    vmas: &mut [Vma],
+    pages: &mut PagesWriter,
+    progress: &dyn Progress,
+) -> Result<(Vec<PageRun>, u64), DumpError> {
+    let zero = stasis_sys::util::zero_pfn();
+    let pagemap_path = format!("/proc/{pid}/pagemap");
+    let pagemap =
+        File::open(&pagemap_path).map_err(|e| procfs::io_err(pid, pagemap_path.clone(), e))?;
+    let mut private = Vec::new();
+    let mut shared = Vec::new();
+    for v in vmas.iter_mut() {
+        let kind = VmaKind::try_from(v.kind).unwrap_or(VmaKind::Anon);
+        let is_shared = v.flags & libc::MAP_SHARED as u32 != 0;
+        match kind {
+            VmaKind::Anon if is_shared => shared.push(v.clone()),
+            VmaKind::Anon => scan_pagemap(pid, &pagemap, v, false, zero, &mut private)?,
+            VmaKind::File if !is_shared => scan_pagemap(pid, &pagemap, v, true, zero, &mut private)?,
+            _ => {}
+        }
+    }
+    let total: u64 = private.iter().map(|e| e.len).sum();
+    progress.phase("memory", total);
+    let mut runs = Vec::new();
+    let mut bytes = 0;
+    copy_private(pid, &private, pages, progress, &mut runs, &mut bytes)?;
+    for v in &shared {
+        copy_shared_anon(pid, v, pages, &mut runs, &mut bytes)?;
+    }
+    runs.sort_by_key(|r| r.vaddr);
+    Ok((runs, bytes))
+}
+
+/// Adds the extents of `v` whose pages are private (anonymous or COW).
+fn scan_pagemap(
+    pid: i32,
+    pagemap: &File,
+    v: &mut Vma,
+    file_backed: bool,
+    zero: Option<u64>,
+    out: &mut Vec<Extent>,
+) -> Result<(), DumpError> {
+    const CHUNK: u64 = 65536;
+    let npages = (v.end - v.start) / PAGE;
+    let mut buf = vec![0u8; (CHUNK * 8) as usize];
+    let mut i = 0;
+    while i < npages {
+        let n = (npages - i).min(CHUNK);
+        let b = &mut buf[..(n * 8) as usize];
+        pagemap
+            .read_exact_at(b, (v.start / PAGE + i) * 8)
+            .map_err(|e| procfs::io_err(pid, format!("/proc/{pid}/pagemap"), e))?;
+        for (j, word) in b.chunks_exact(8).enumerate() {
+            let e = PagemapEntry(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+            let addr = v.start + (i + j as u64) * PAGE;
+            if e.guard() {
+                // MADV_GUARD_INSTALL region (it also reads as swapped).
+                match v.guards.last_mut() {
+                    Some(end) if *end == addr => *end += PAGE,
+                    _ => v.guards.extend([addr, addr + PAGE]),
+                }
+                continue;
+            }
+            let wanted = if e.swapped() {
+                true
+            } else if e.present() {
+                !e.file_or_shared() && !(zero.is_some() && Some(e.pfn()) == zero && !file_backed)
+            } else {
+                false
+            };
+            if wanted {
+                match out.last_mut() {
+                    Some(last) if last.vaddr + last.len == addr => last.len += PAGE,
+                    _ => out.push(Extent {
+                        vaddr: addr,
+                        len: PAGE,
+                    }),
+                }
+            }
+        }
+        i += n;
+    }
+    Ok(())
+}
+
+/// Copies private extents with large process_vm_readv batches. A second
+/// thread reads the next batch while this one writes the previous.
+fn copy_private(
+    pid: i32,
+    extents: &[Extent],
+    pages: &mut PagesWriter,
+    progress: &dyn Progress,
+    runs: &mut Vec<PageRun>,
+    bytes: &mut u64,
+) -> Result<(), DumpError> {
+    // Split extents into batches of at most BATCH bytes.
+    let mut batches: Vec<Vec<Extent>> = Vec::new();
+    let mut cur: Vec<Extent> = Vec::new();
+    let mut cur_len = 0u64;
+    for e in extents {
+        let mut e = *e;
+        while e.len > 0 {
+            let room = BATCH as u64 - cur_len;
+            let take = e.len.min(room);
+            cur.push(Extent {
+                vaddr: e.vaddr,
+                len: take,
+            });
+            cur_len += take;
+            e.vaddr += take;
+            e.len -= take;
+            if cur_len == BATCH as u64 {
+                batches.push(std::mem::take(&mut cur));
+                cur_len = 0;
+            }
+        }
+    }
+    if !cur.is_empty() {
+        batches.push(cur);
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Vec<Extent>, Vec<u8>), DumpError>>(1);
+    let (ret_tx, ret_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for b in batches {
+                let len: u64 = b.iter().map(|e| e.len).sum();
+                let mut buf = ret_rx.try_recv().unwrap_or_default();
+                buf.resize(len as usize, 0);
+                let ranges: Vec<(RemoteAddr, usize)> = b
+                    .iter()
+                    .map(|e| (RemoteAddr(e.vaddr), e.len as usize))
+                    .collect();
+                let r = mem::read_ranges(pid, &ranges, &mut buf)
+                    .dump_ctx(pid, "read memory")
+                    .map(|_| (b, buf));
+                let failed = r.is_err();
+                if tx.send(r).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        for msg in rx {
+            let (b, buf) = msg?;
+            let mut off = 0usize;
+            for e in &b {
+                let data = &buf[off..off + e.len as usize];
+                runs.push(pages.append(e.vaddr, data)?);
+                off += e.len as usize;
+            }
+            *bytes += off as u64;
+            progress.advance(off as u64);
+            let _ = ret_tx.send(buf);
+        }
+        Ok(())
+    })
+}
+
+/// Copies the populated parts of a shared anonymous mapping through
+/// /proc/PID/map_files, which reads the shmem object without faulting
+/// holes into the target.
+fn copy_shared_anon(
+    pid: i32,
+    v: &Vma,
+    pages: &mut PagesWriter,
+    runs: &mut Vec<PageRun>,
+    bytes: &mut u64,
+) -> Result<(), DumpError> {
+    use std::os::fd::AsFd;
+    let path = format!("/proc/{pid}/map_files/{:x}-{:x}", v.start, v.end);
+    let f = File::open(&path).map_err(|e| procfs::io_err(pid, path.clone(), e))?;
+    let len = v.end - v.start;
+    let base = v.pgoff;
+    let mut off = base;
+    let mut buf = Vec::new();
+    while off < base + len {
+        let Some(data) = stasis_sys::util::seek_data(f.as_fd(), off, false) else {
+            break; // no more data
+        };
+        if data >= base + len {
+            break;
+        }
+        let hole = stasis_sys::util::seek_data(f.as_fd(), data, true)
+            .unwrap_or(base + len)
+            .min(base + len);
+        let mut pos = data;
+        while pos < hole {
+            let n = (hole - pos).min(BATCH as u64);
+            buf.resize(n as usize, 0);
+            f.read_exact_at(&mut buf, pos)
+                .map_err(|e| procfs::io_err(pid, path.clone(), e))?;
+            runs.push(pages.append(v.start + (pos - base), &buf)?);
+            *bytes += n;
+            pos += n;
+        }
+        off = hole;
+    }
+    Ok(())
+}

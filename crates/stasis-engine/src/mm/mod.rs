@@ -1,0 +1,17 @@
+//! Memory: VMAs, their pages, the mm fields and the vDSO.
+//!
+//! What is dumped: private anonymous pages that are present or swapped
+//! (never the shared zero page, so untouched or only-read memory stays
+//! untouched after restore); the anonymous (COW) copies inside private
+//! file mappings; and the populated extents of shared anonymous memory.
+//! Clean file pages are never dumped: files are mapped again at restore.
+//!
+//! What is refused at dump: mappings of deleted files, memfd, SysV shm,
+//! device and hugetlbfs mappings, VM_IO/VM_PFNMAP areas and anything else
+//! restore could not rebuild.
+
+pub mod dump;
+pub mod restore;
+
+/// Page size of x86_64.
+pub const PAGE: u64 = 4096;

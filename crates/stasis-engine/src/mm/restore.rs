@@ -1,0 +1,262 @@
+//! Restore half of [`crate::mm`]: the memory switch, run through remote
+//! syscalls from the trampoline (see DESIGN §2, way (a)).
+//!
+//! Order: unmap everything the restorer's fork left in the new process
+//! (but the trampoline), map every VMA at its address (writable while it
+//! is filled), map the vDSO with arch_prctl(ARCH_MAP_VDSO_64), read the
+//! pages straight from pages.img into place with preadv, put back the
+//! final protections and madvise flags, then set the mm fields with one
+//! PR_SET_MM_MAP.
+
+use std::collections::BTreeMap;
+
+use stasis_image::{self as img, PageRun, Process, Vma, VmaKind};
+
+use crate::error::RestoreError;
+use crate::restore::target::{words, Target};
+
+const ARCH_MAP_VDSO_64: u64 = 0x2003;
+const PR_SET_MM: u64 = 35;
+const PR_SET_MM_MAP: u64 = 14;
+const PR_SET_VMA: u64 = 0x53564d41;
+const PR_SET_VMA_ANON_NAME: u64 = 0;
+/// iovecs per preadv (IOV_MAX).
+const IOV_BATCH: usize = 1024;
+/// Where iovecs go in scratch memory.
+const IOV_OFF: u64 = 4096;
+
+/// Files the memory switch needs open in the new process: (path, write).
+pub fn needed_files(p: &Process) -> Vec<(String, bool)> {
+    let mut v: Vec<(String, bool)> = p
+        .vmas
+        .iter()
+        .filter(|m| m.kind == VmaKind::File as i32)
+        .map(|m| {
+            let shared = m.flags & libc::MAP_SHARED as u32 != 0;
+            let w = shared && m.prot & libc::PROT_WRITE as u32 != 0;
+            (m.name.clone(), w)
+        })
+        .collect();
+    if !p.exe_path.is_empty() {
+        v.push((p.exe_path.clone(), false));
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn has_pages(v: &Vma, runs: &[PageRun]) -> bool {
+    let i = runs.partition_point(|r| r.vaddr + r.nr_pages * super::PAGE <= v.start);
+    runs.get(i).is_some_and(|r| r.vaddr < v.end)
+}
+
+/// Everything from "unmap the old" to PR_SET_MM_MAP.
+pub fn switch_memory(
+    t: &Target,
+    p: &Process,
+    runs: &[PageRun],
+    pages_fd: i32,
+    files: &BTreeMap<(String, bool), i32>,
+    tramp: (u64, u64),
+) -> Result<(), RestoreError> {
+    // 0. The fork inherited glibc's rseq registration of the restorer; the
+    // kernel writes to that area on every return to user space, so it must
+    // go before the memory it lives in.
+    let rseq = stasis_sys::ptrace::rseq_config(t.pid).map_err(|e| RestoreError::Sys {
+        pid: t.pid,
+        step: "get rseq".into(),
+        source: e,
+    })?;
+    if rseq.addr != 0 {
+        const RSEQ_FLAG_UNREGISTER: u64 = 1;
+        t.lcall(
+            "rseq(unregister)",
+            libc::SYS_rseq,
+            &[rseq.addr, rseq.len as u64, RSEQ_FLAG_UNREGISTER, rseq.sig as u64],
+        )?;
+    }
+    // 1. Drop the restorer's mappings.
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", t.pid)).map_err(|e| {
+        RestoreError::Failed {
+            pid: t.pid,
+            what: format!("read maps: {e}"),
+        }
+    })?;
+    let maps = stasis_proc::parse_maps(&maps).map_err(|e| RestoreError::Failed {
+        pid: t.pid,
+        what: e.to_string(),
+    })?;
+    for m in maps {
+        if m.start == tramp.0 || m.path == "[vsyscall]" {
+            continue;
+        }
+        t.lcall("munmap", libc::SYS_munmap, &[m.start, m.end - m.start])?;
+    }
+    // 2. Map every VMA.
+    let mut fixups = Vec::new();
+    let mut vdso = None;
+    for v in &p.vmas {
+        let kind = VmaKind::try_from(v.kind).unwrap_or(VmaKind::Anon);
+        let len = v.end - v.start;
+        let shared = v.flags & libc::MAP_SHARED as u32 != 0;
+        let keep = v.flags & (libc::MAP_SHARED | libc::MAP_PRIVATE | libc::MAP_GROWSDOWN) as u32;
+        let mut prot = v.prot;
+        if has_pages(v, runs) && (prot & libc::PROT_WRITE as u32 == 0 || prot & libc::PROT_READ as u32 == 0) {
+            prot |= (libc::PROT_READ | libc::PROT_WRITE) as u32;
+            fixups.push(v);
+        }
+        let (flags, fd, off) = match kind {
+            VmaKind::Vsyscall => continue,
+            VmaKind::Vdso => {
+                if v.name == "[vdso]" {
+                    vdso = Some(v.start);
+                }
+                continue;
+            }
+            VmaKind::Anon => (keep | libc::MAP_ANONYMOUS as u32, u64::MAX, 0),
+            VmaKind::File => {
+                let w = shared && v.prot & libc::PROT_WRITE as u32 != 0;
+                let fd = files.get(&(v.name.clone(), w)).ok_or_else(|| RestoreError::Failed {
+                    pid: t.pid,
+                    what: format!("no open file for mapping of {}", v.name),
+                })?;
+                (keep, *fd as u64, v.pgoff)
+            }
+        };
+        let got = t.lcall(
+            "mmap",
+            libc::SYS_mmap,
+            &[v.start, len, prot as u64, (flags | libc::MAP_FIXED as u32) as u64, fd, off],
+        )?;
+        if got != v.start {
+            return Err(RestoreError::Failed {
+                pid: t.pid,
+                what: format!("mapping {:x}-{:x} landed at {got:#x}", v.start, v.end),
+            });
+        }
+    }
+    if let Some(at) = vdso {
+        t.lcall("arch_prctl(ARCH_MAP_VDSO_64)", libc::SYS_arch_prctl, &[ARCH_MAP_VDSO_64, at])?;
+    }
+    // 3. Pages, straight from the image file.
+    fill_pages(t, runs, pages_fd)?;
+    // 4. Final protections, advice and names.
+    for v in fixups {
+        t.lcall("mprotect", libc::SYS_mprotect, &[v.start, v.end - v.start, v.prot as u64])?;
+    }
+    for v in &p.vmas {
+        if matches!(VmaKind::try_from(v.kind), Ok(VmaKind::Vdso | VmaKind::Vsyscall)) {
+            continue;
+        }
+        apply_madvise(t, v)?;
+        if let Some(name) = v.name.strip_prefix("[anon:").and_then(|n| n.strip_suffix(']')) {
+            let mut s = name.as_bytes().to_vec();
+            s.push(0);
+            let at = t.put(0, &s)?;
+            t.lcall(
+                "prctl(PR_SET_VMA_ANON_NAME)",
+                libc::SYS_prctl,
+                &[PR_SET_VMA, PR_SET_VMA_ANON_NAME, v.start, v.end - v.start, at],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn fill_pages(t: &Target, runs: &[PageRun], pages_fd: i32) -> Result<(), RestoreError> {
+    let mut i = 0;
+    while i < runs.len() {
+        // A batch of runs that lie back to back in the file.
+        let start = runs[i].offset;
+        let mut end = start;
+        let mut iov = Vec::new();
+        while i < runs.len() && iov.len() < IOV_BATCH && runs[i].offset == end {
+            let len = runs[i].nr_pages * super::PAGE;
+            iov.push(runs[i].vaddr);
+            iov.push(len);
+            end += len;
+            i += 1;
+        }
+        let at = t.put(IOV_OFF, &words(&iov))?;
+        let n = t.lcall(
+            "preadv",
+            libc::SYS_preadv,
+            &[pages_fd as u64, at, (iov.len() / 2) as u64, start, 0],
+        )?;
+        if n != end - start {
+            return Err(RestoreError::Failed {
+                pid: t.pid,
+                what: format!("short read of pages.img at {start}: {n} of {} bytes", end - start),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn apply_madvise(t: &Target, v: &Vma) -> Result<(), RestoreError> {
+    for (bit, advice, strict) in [
+        (img::MADV_BIT_DONTFORK, libc::MADV_DONTFORK, true),
+        (img::MADV_BIT_WIPEONFORK, libc::MADV_WIPEONFORK, true),
+        (img::MADV_BIT_DONTDUMP, libc::MADV_DONTDUMP, true),
+        (img::MADV_BIT_HUGEPAGE, libc::MADV_HUGEPAGE, false),
+        (img::MADV_BIT_NOHUGEPAGE, libc::MADV_NOHUGEPAGE, false),
+        (img::MADV_BIT_MERGEABLE, libc::MADV_MERGEABLE, false),
+        (img::MADV_BIT_SEQUENTIAL, libc::MADV_SEQUENTIAL, true),
+        (img::MADV_BIT_RANDOM, libc::MADV_RANDOM, true),
+    ] {
+        if v.madv & bit == 0 {
+            continue;
+        }
+        let r = t
+            .thread(t.pid)
+            .syscall_raw(libc::SYS_madvise, &[v.start, v.end - v.start, advice as u64])
+            .map_err(|e| RestoreError::Sys {
+                pid: t.pid,
+                step: "madvise".into(),
+                source: e,
+            })?;
+        if r < 0 && strict {
+            return Err(RestoreError::Failed {
+                pid: t.pid,
+                what: format!("madvise({advice}) on {:x}-{:x} failed: errno {}", v.start, v.end, -r),
+            });
+        }
+    }
+    for g in v.guards.chunks_exact(2) {
+        const MADV_GUARD_INSTALL: u64 = 102;
+        t.lcall("madvise(MADV_GUARD_INSTALL)", libc::SYS_madvise, &[g[0], g[1] - g[0], MADV_GUARD_INSTALL])?;
+    }
+    Ok(())
+}
+
+/// PR_SET_MM_MAP with the image's mm fields, auxv and exe.
+pub fn set_mm(t: &Target, p: &Process, exe_fd: i32) -> Result<(), RestoreError> {
+    let mm = p.mm.as_ref().ok_or_else(|| RestoreError::Failed {
+        pid: t.pid,
+        what: "image has no mm fields".into(),
+    })?;
+    let auxv_at = t.put(1024, &mm.auxv)?;
+    let mut b = words(&[
+        mm.start_code,
+        mm.end_code,
+        mm.start_data,
+        mm.end_data,
+        mm.start_brk,
+        mm.brk,
+        mm.start_stack,
+        mm.arg_start,
+        mm.arg_end,
+        mm.env_start,
+        mm.env_end,
+        auxv_at,
+    ]);
+    b.extend_from_slice(&(mm.auxv.len() as u32).to_ne_bytes());
+    b.extend_from_slice(&(exe_fd as u32).to_ne_bytes());
+    let at = t.put(0, &b)?;
+    t.lcall(
+        "prctl(PR_SET_MM_MAP)",
+        libc::SYS_prctl,
+        &[PR_SET_MM, PR_SET_MM_MAP, at, b.len() as u64, 0],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,357 @@
+//! Consistency checks on a decoded [`Image`], run by
+//! [`decode_core`](crate::decode_core) after framing and by
+//! [`write_core`](crate::write_core) before writing.
+//!
+//! Restore may rely on these invariants without checking them again:
+//!
+//! * the inventory has this [`FORMAT_MAJOR`] and [`PAGE_SIZE`];
+//! * pids are unique, tids are unique across the image, every process has at
+//!   least one thread and its thread-group leader (tid == pid) comes first,
+//!   and the inventory's `root_pid` is one of the processes;
+//! * each process's VMAs are page-aligned, non-empty, sorted and
+//!   non-overlapping;
+//! * each process's fd numbers are unique and non-negative, and every pipe
+//!   fd names a [`Pipe`](crate::Pipe) record; pipe inodes are unique;
+//! * every [`PageMap`](crate::PageMap) names a process, at most one per pid;
+//!   its runs are non-empty, page-aligned, sorted by address,
+//!   non-overlapping, and lie in `pages.img` after the header page and
+//!   within [`Inventory::pages_file_size`](crate::Inventory::pages_file_size);
+//! * every record re-encodes within [`MAX_RECORD_LEN`], so
+//!   [`encode_core`](crate::encode_core) of a valid image always decodes.
+//!
+//! All checks are O(n log n) or better in the image size: a hostile image
+//! cannot make validation slow.
+
+use std::collections::HashSet;
+
+use prost::Message;
+
+use crate::framing::{RecordKind, MAX_RECORD_LEN};
+use crate::{DecodeError, FdKind, Image, PageRun, Process, FORMAT_MAJOR, PAGE_SIZE};
+
+/// What makes a decoded image inconsistent. Shown after `core.img: `.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidImage {
+    /// The inventory names another major version.
+    #[error("image format version {found}, this stasis reads version {ours}", ours = FORMAT_MAJOR)]
+    FormatVersion {
+        /// `Inventory::format_major`.
+        found: u32,
+    },
+    /// The image was dumped with another page size.
+    #[error("image was dumped with page size {found}, this stasis uses {ours}", ours = PAGE_SIZE)]
+    PageSize {
+        /// `Inventory::page_size`.
+        found: u32,
+    },
+    /// A record would not fit the framing.
+    #[error("{kind} record {index} encodes to {len} bytes, more than the limit of {max}", max = MAX_RECORD_LEN)]
+    RecordTooLarge {
+        /// Its kind.
+        kind: RecordKind,
+        /// 0-based index among records of that kind.
+        index: usize,
+        /// Its encoded length.
+        len: usize,
+    },
+    /// Two processes share a pid.
+    #[error("two processes have pid {pid}")]
+    DuplicatePid {
+        /// The pid.
+        pid: u32,
+    },
+    /// The inventory's root pid is not a process of the image.
+    #[error("the root pid {pid} is not among the image's processes")]
+    RootNotAProcess {
+        /// `Inventory::root_pid`.
+        pid: u32,
+    },
+    /// A process without threads.
+    #[error("process {pid} has no threads")]
+    NoThreads {
+        /// The pid.
+        pid: u32,
+    },
+    /// The first thread is not the thread-group leader.
+    #[error("process {pid}: the first thread is {tid}, expected the thread-group leader {pid}")]
+    LeaderNotFirst {
+        /// The pid.
+        pid: u32,
+        /// The first thread's tid.
+        tid: u32,
+    },
+    /// A tid appears twice in the image.
+    #[error("process {pid}: tid {tid} appears twice in the image")]
+    DuplicateTid {
+        /// The process of the second occurrence.
+        pid: u32,
+        /// The tid.
+        tid: u32,
+    },
+    /// A VMA that is empty or not page-aligned.
+    #[error("process {pid}: VMA {start:#x}..{end:#x} is empty or not page-aligned")]
+    BadVma {
+        /// The pid.
+        pid: u32,
+        /// `Vma::start`.
+        start: u64,
+        /// `Vma::end`.
+        end: u64,
+    },
+    /// A VMA that starts before the previous one ends.
+    #[error("process {pid}: VMA {start:#x}..{end:#x} starts before the VMA before it ends ({prev_end:#x}): VMAs must be sorted and not overlap")]
+    VmaOrder {
+        /// The pid.
+        pid: u32,
+        /// `Vma::start`.
+        start: u64,
+        /// `Vma::end`.
+        end: u64,
+        /// End of the VMA before it.
+        prev_end: u64,
+    },
+    /// A negative or repeated fd number.
+    #[error("process {pid}: fd {fd} is negative or appears twice")]
+    BadFd {
+        /// The pid.
+        pid: u32,
+        /// The fd number.
+        fd: i32,
+    },
+    /// A pipe fd whose pipe has no record.
+    #[error("process {pid}: fd {fd} is a pipe end, but no Pipe record has inode {ino}")]
+    MissingPipe {
+        /// The pid.
+        pid: u32,
+        /// The fd number.
+        fd: i32,
+        /// `Fd::pipe_ino`.
+        ino: u64,
+    },
+    /// Two Pipe records share an inode.
+    #[error("two Pipe records have inode {ino}")]
+    DuplicatePipe {
+        /// The inode.
+        ino: u64,
+    },
+    /// A PageMap for a pid that is not a process of the image.
+    #[error("a PageMap names pid {pid}, which is not among the image's processes")]
+    PageMapWithoutProcess {
+        /// `PageMap::pid`.
+        pid: u32,
+    },
+    /// Two PageMaps for one pid.
+    #[error("two PageMaps for pid {pid}")]
+    DuplicatePageMap {
+        /// The pid.
+        pid: u32,
+    },
+    /// A run that is empty, misaligned, overflows, or lies outside
+    /// `pages.img`'s data area.
+    #[error("pid {pid}: page run at {vaddr:#x} ({nr_pages} pages at offset {offset}) is empty, not page-aligned, or outside pages.img (data from {ps} to {pages_size})", ps = PAGE_SIZE)]
+    BadRun {
+        /// The pid.
+        pid: u32,
+        /// `PageRun::vaddr`.
+        vaddr: u64,
+        /// `PageRun::nr_pages`.
+        nr_pages: u64,
+        /// `PageRun::offset`.
+        offset: u64,
+        /// `Inventory::pages_file_size`.
+        pages_size: u64,
+    },
+    /// A run that starts before the previous one ends.
+    #[error("pid {pid}: page run at {vaddr:#x} starts before the run before it ends ({prev_end:#x}): runs must be sorted and not overlap")]
+    RunOrder {
+        /// The pid.
+        pid: u32,
+        /// `PageRun::vaddr`.
+        vaddr: u64,
+        /// End of the run before it.
+        prev_end: u64,
+    },
+}
+
+/// Checks that a decoded image is consistent; see the module doc for the
+/// list. Every error is a [`DecodeError::Invalid`].
+pub fn validate(image: &Image) -> Result<(), DecodeError> {
+    validate_inner(image).map_err(DecodeError::Invalid)
+}
+
+fn validate_inner(image: &Image) -> Result<(), InvalidImage> {
+    let inv = &image.inventory;
+    if inv.format_major != FORMAT_MAJOR {
+        return Err(InvalidImage::FormatVersion {
+            found: inv.format_major,
+        });
+    }
+    if u64::from(inv.page_size) != PAGE_SIZE {
+        return Err(InvalidImage::PageSize {
+            found: inv.page_size,
+        });
+    }
+    check_sizes(image)?;
+
+    let mut pids = HashSet::with_capacity(image.processes.len());
+    for p in &image.processes {
+        if !pids.insert(p.pid) {
+            return Err(InvalidImage::DuplicatePid { pid: p.pid });
+        }
+    }
+    if !image.processes.is_empty() && !pids.contains(&inv.root_pid) {
+        return Err(InvalidImage::RootNotAProcess { pid: inv.root_pid });
+    }
+
+    let mut pipes = HashSet::with_capacity(image.pipes.len());
+    for pipe in &image.pipes {
+        if !pipes.insert(pipe.ino) {
+            return Err(InvalidImage::DuplicatePipe { ino: pipe.ino });
+        }
+    }
+
+    let mut tids = HashSet::new();
+    for p in &image.processes {
+        check_threads(p, &mut tids)?;
+        check_vmas(p)?;
+        check_fds(p, &pipes)?;
+    }
+
+    let mut mapped = HashSet::with_capacity(image.pagemaps.len());
+    for m in &image.pagemaps {
+        if !pids.contains(&m.pid) {
+            return Err(InvalidImage::PageMapWithoutProcess { pid: m.pid });
+        }
+        if !mapped.insert(m.pid) {
+            return Err(InvalidImage::DuplicatePageMap { pid: m.pid });
+        }
+        check_runs(m.pid, &m.runs, inv.pages_file_size)?;
+    }
+    Ok(())
+}
+
+fn check_sizes(image: &Image) -> Result<(), InvalidImage> {
+    fn check(kind: RecordKind, index: usize, len: usize) -> Result<(), InvalidImage> {
+        if len > MAX_RECORD_LEN as usize {
+            return Err(InvalidImage::RecordTooLarge { kind, index, len });
+        }
+        Ok(())
+    }
+    check(RecordKind::Inventory, 0, image.inventory.encoded_len())?;
+    for (i, p) in image.processes.iter().enumerate() {
+        check(RecordKind::Process, i, p.encoded_len())?;
+    }
+    for (i, m) in image.pagemaps.iter().enumerate() {
+        check(RecordKind::PageMap, i, m.encoded_len())?;
+    }
+    for (i, p) in image.pipes.iter().enumerate() {
+        check(RecordKind::Pipe, i, p.encoded_len())?;
+    }
+    Ok(())
+}
+
+fn check_threads(p: &Process, tids: &mut HashSet<u32>) -> Result<(), InvalidImage> {
+    let pid = p.pid;
+    let Some(leader) = p.threads.first() else {
+        return Err(InvalidImage::NoThreads { pid });
+    };
+    if leader.tid != pid {
+        return Err(InvalidImage::LeaderNotFirst {
+            pid,
+            tid: leader.tid,
+        });
+    }
+    for t in &p.threads {
+        if !tids.insert(t.tid) {
+            return Err(InvalidImage::DuplicateTid { pid, tid: t.tid });
+        }
+    }
+    Ok(())
+}
+
+fn check_vmas(p: &Process) -> Result<(), InvalidImage> {
+    let mut prev_end = 0;
+    for v in &p.vmas {
+        if v.start >= v.end
+            || !v.start.is_multiple_of(PAGE_SIZE)
+            || !v.end.is_multiple_of(PAGE_SIZE)
+        {
+            return Err(InvalidImage::BadVma {
+                pid: p.pid,
+                start: v.start,
+                end: v.end,
+            });
+        }
+        if v.start < prev_end {
+            return Err(InvalidImage::VmaOrder {
+                pid: p.pid,
+                start: v.start,
+                end: v.end,
+                prev_end,
+            });
+        }
+        prev_end = v.end;
+    }
+    Ok(())
+}
+
+fn check_fds(p: &Process, pipes: &HashSet<u64>) -> Result<(), InvalidImage> {
+    let mut fds = HashSet::with_capacity(p.fds.len());
+    for fd in &p.fds {
+        if fd.fd < 0 || !fds.insert(fd.fd) {
+            return Err(InvalidImage::BadFd {
+                pid: p.pid,
+                fd: fd.fd,
+            });
+        }
+        if fd.kind == FdKind::Pipe as i32 && !pipes.contains(&fd.pipe_ino) {
+            return Err(InvalidImage::MissingPipe {
+                pid: p.pid,
+                fd: fd.fd,
+                ino: fd.pipe_ino,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The byte length of a run, if it is non-empty and does not overflow.
+pub(crate) fn run_len(run: &PageRun) -> Option<u64> {
+    if run.nr_pages == 0 {
+        return None;
+    }
+    run.nr_pages.checked_mul(PAGE_SIZE)
+}
+
+fn check_runs(pid: u32, runs: &[PageRun], pages_size: u64) -> Result<(), InvalidImage> {
+    let mut prev_end = 0;
+    for run in runs {
+        let bad = || InvalidImage::BadRun {
+            pid,
+            vaddr: run.vaddr,
+            nr_pages: run.nr_pages,
+            offset: run.offset,
+            pages_size,
+        };
+        let len = run_len(run).ok_or_else(bad)?;
+        let end = run.vaddr.checked_add(len).ok_or_else(bad)?;
+        let file_end = run.offset.checked_add(len).ok_or_else(bad)?;
+        if !run.vaddr.is_multiple_of(PAGE_SIZE)
+            || !run.offset.is_multiple_of(PAGE_SIZE)
+            || run.offset < PAGE_SIZE
+            || file_end > pages_size
+        {
+            return Err(bad());
+        }
+        if run.vaddr < prev_end {
+            return Err(InvalidImage::RunOrder {
+                pid,
+                vaddr: run.vaddr,
+                prev_end,
+            });
+        }
+        prev_end = end;
+    }
+    Ok(())
+}

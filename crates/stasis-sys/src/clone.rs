@@ -1,0 +1,74 @@
+//! clone3(2) with `set_tid`: create a process with a chosen PID.
+
+use crate::error::{Result, SysError};
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Size of `struct clone_args` (CLONE_ARGS_SIZE_VER2).
+pub const CLONE_ARGS_SIZE: usize = std::mem::size_of::<CloneArgs>();
+
+/// Forks the calling process so that the child gets exactly `pid` in our
+/// PID namespace. Returns 0 in the child and the child's pid in the parent,
+/// like fork(2).
+///
+/// # Safety
+/// Like fork(2): the caller must be single-threaded, because the child gets
+/// a copy of only the calling thread, and must only do what is safe after a
+/// fork in the child.
+pub unsafe fn fork_with_pid(pid: i32, exit_signal: i32) -> Result<i32> {
+    let tids = [pid];
+    let args = CloneArgs {
+        exit_signal: exit_signal as u64,
+        set_tid: tids.as_ptr() as u64,
+        set_tid_size: 1,
+        ..Default::default()
+    };
+    // SAFETY: `args` and `tids` outlive the call; without CLONE_VM the
+    // child gets its own copy of memory, so this behaves like fork(2),
+    // whose other obligations the caller took on.
+    let r = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, CLONE_ARGS_SIZE) };
+    if r < 0 {
+        return Err(SysError::last("clone3", format!("pid {pid}")));
+    }
+    Ok(r as i32)
+}
+
+/// The bytes of a `struct clone_args` creating a thread with tid
+/// `*set_tid_ptr`, for a clone3 run inside a target. `set_tid_ptr` is the
+/// target address of a u32/i32 array of length 1 holding the tid.
+pub fn thread_clone_args(flags: u64, set_tid_ptr: u64) -> Vec<u8> {
+    let a = CloneArgs {
+        flags,
+        set_tid: set_tid_ptr,
+        set_tid_size: 1,
+        ..Default::default()
+    };
+    let words = [
+        a.flags,
+        a.pidfd,
+        a.child_tid,
+        a.parent_tid,
+        a.exit_signal,
+        a.stack,
+        a.stack_size,
+        a.tls,
+        a.set_tid,
+        a.set_tid_size,
+        a.cgroup,
+    ];
+    words.iter().flat_map(|w| w.to_ne_bytes()).collect()
+}

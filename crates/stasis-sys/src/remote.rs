@@ -1,0 +1,109 @@
+//! The remote-syscall engine: run one system call inside a stopped tracee.
+//!
+//! The thread's registers are saved, pointed at a `syscall` instruction
+//! that exists in the tracee (in its vDSO at dump time, in the restorer's
+//! trampoline page at restore time), single-stepped over it, and put back.
+//! The single-step trap arrives right after the syscall returns, so nothing
+//! after the instruction ever runs, even if the syscall unmapped it.
+//!
+//! `orig_rax` is set to -1 while the injected syscall runs so that the
+//! kernel's syscall-restart logic never touches the injected registers.
+//! The caller must keep signals blocked in the tracee (see
+//! [`crate::ptrace::set_sigmask`]): a signal delivered while stepping would
+//! be reported instead of the trap.
+
+use crate::error::{Result, SysError};
+use crate::ptrace::{self, Regs, Stop};
+use crate::RemoteAddr;
+
+/// A stopped thread and the address of a `syscall` instruction it can run.
+#[derive(Debug, Clone, Copy)]
+pub struct RemoteThread {
+    pub tid: i32,
+    pub syscall_at: RemoteAddr,
+}
+
+impl RemoteThread {
+    /// Runs syscall `nr` with `args` in the thread and returns its raw
+    /// return value (negative errno on failure).
+    pub fn syscall_raw(&self, nr: i64, args: &[u64]) -> Result<i64> {
+        let saved = ptrace::get_regs(self.tid)?;
+        let r = self.syscall_with(&saved, nr, args);
+        ptrace::set_regs(self.tid, &saved)?;
+        r
+    }
+
+    /// Like [`syscall_raw`], but maps a negative return to an error.
+    pub fn syscall(&self, name: &'static str, nr: i64, args: &[u64]) -> Result<u64> {
+        let r = self.syscall_raw(nr, args)?;
+        if (-4095..0).contains(&r) {
+            return Err(SysError::Remote {
+                name,
+                tid: self.tid,
+                errno: -r as i32,
+            });
+        }
+        Ok(r as u64)
+    }
+
+    /// Runs a syscall starting from `base` registers and leaves the thread
+    /// with the registers after it (the caller restores them if needed).
+    /// Clone events (PTRACE_EVENT_CLONE) on the way are stepped over; the
+    /// new thread is the caller's to wait for.
+    pub fn syscall_with(&self, base: &Regs, nr: i64, args: &[u64]) -> Result<i64> {
+        let mut regs = *base;
+        regs.rip = self.syscall_at.0;
+        regs.rax = nr as u64;
+        regs.orig_rax = u64::MAX;
+        let a = |i: usize| args.get(i).copied().unwrap_or(0);
+        regs.rdi = a(0);
+        regs.rsi = a(1);
+        regs.rdx = a(2);
+        regs.r10 = a(3);
+        regs.r8 = a(4);
+        regs.r9 = a(5);
+        ptrace::set_regs(self.tid, &regs)?;
+        ptrace::single_step(self.tid, 0)?;
+        loop {
+            match ptrace::wait(self.tid)? {
+                Stop::Stopped {
+                    sig: libc::SIGTRAP,
+                    event: 0,
+                } => break,
+                Stop::Stopped {
+                    sig: libc::SIGTRAP,
+                    event,
+                } if event != 0 => {
+                    // A ptrace event (clone) inside the syscall: go on.
+                    ptrace::single_step(self.tid, 0)?;
+                }
+                Stop::Stopped { sig, .. } => {
+                    return Err(SysError::Tracee {
+                        tid: self.tid,
+                        what: format!(
+                            "got signal {sig} instead of the trap after remote syscall {nr}"
+                        ),
+                    })
+                }
+                other => {
+                    return Err(SysError::Tracee {
+                        tid: self.tid,
+                        what: format!("ended during remote syscall {nr}: {other:?}"),
+                    })
+                }
+            }
+        }
+        let after = ptrace::get_regs(self.tid)?;
+        if after.rip != self.syscall_at.0 + 2 {
+            return Err(SysError::Tracee {
+                tid: self.tid,
+                what: format!(
+                    "remote syscall {nr} stopped at {:#x}, expected {:#x}",
+                    after.rip,
+                    self.syscall_at.0 + 2
+                ),
+            });
+        }
+        Ok(after.rax as i64)
+    }
+}

@@ -1,0 +1,261 @@
+//! Running the stasis binary, and the standard C/R cycle.
+
+use super::snapshot::{assert_same, status_field};
+use super::{ctxt_switches, ensure_subreaper, proc_state, tmp_root, Snapshot, Spawn, Workload};
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// Upper bound for one `stasis` invocation; a hang is a failure, not a stuck CI.
+pub const STASIS_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Runs the `stasis` binary with `args`, logging the command, status and
+/// stderr to the test output. Output goes to files, not pipes, so that a
+/// process that inherits them (a restored workload) cannot hang the test;
+/// the run is killed after [`STASIS_TIMEOUT`].
+pub fn stasis(args: &[&str]) -> Output {
+    static N: AtomicU64 = AtomicU64::new(0);
+    ensure_subreaper();
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let out_dir = tmp_root().join(format!("stasis-out-{}", std::process::id()));
+    fs::create_dir_all(&out_dir).expect("create stasis output dir");
+    let out_p = out_dir.join(format!("{n}.out"));
+    let err_p = out_dir.join(format!("{n}.err"));
+    let out_f = fs::File::create(&out_p).expect("create stdout file");
+    let err_f = fs::File::create(&err_p).expect("create stderr file");
+    let bin = env!("CARGO_BIN_EXE_stasis");
+    let shown = format!("stasis {}", args.join(" "));
+    let start = Instant::now();
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out_f)
+        .stderr(err_f)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if start.elapsed() > STASIS_TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("`{shown}` did not finish within {STASIS_TIMEOUT:?}");
+            }
+            Ok(None) => sleep(Duration::from_millis(5)),
+            Err(e) => panic!("wait for `{shown}`: {e}"),
+        }
+    };
+    let stdout = fs::read(&out_p).unwrap_or_default();
+    let stderr = fs::read(&err_p).unwrap_or_default();
+    let _ = fs::remove_file(&out_p);
+    let _ = fs::remove_file(&err_p);
+    eprintln!(
+        "$ {shown}  -> {status} in {:.0?}{}",
+        start.elapsed(),
+        if stderr.is_empty() {
+            String::new()
+        } else {
+            format!("\n{}", String::from_utf8_lossy(&stderr).trim_end())
+        }
+    );
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// `stasis dump -t PID -D DIR` + `extra`; asserts success. Creates `dir`
+/// (CRIU convention: the image directory exists and is empty).
+pub fn dump(w: &Workload, dir: &Path, extra: &[&str]) {
+    fs::create_dir_all(dir).expect("create image dir");
+    let pid = w.pid.to_string();
+    let mut args = vec!["dump", "-t", &pid, "-D", path_str(dir)];
+    args.extend_from_slice(extra);
+    w.mark(&format!("stasis {}", args.join(" ")));
+    let out = stasis(&args);
+    assert!(
+        out.status.success(),
+        "dump of pid {} ({}) failed: {}\n{}\nworkload log:\n{}",
+        w.pid,
+        w.what,
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        w.log()
+    );
+}
+
+/// `stasis restore -D DIR -d` + `extra`; asserts success.
+pub fn restore(dir: &Path, extra: &[&str]) {
+    let mut args = vec!["restore", "-D", path_str(dir), "-d"];
+    args.extend_from_slice(extra);
+    let out = stasis(&args);
+    assert!(
+        out.status.success(),
+        "restore from {} failed: {}\n{}",
+        dir.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The standard C/R cycle
+// ---------------------------------------------------------------------------
+
+/// How a C/R cycle is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// dump (kills), restore, verify.
+    KillRestore,
+    /// dump --leave-running, check it still runs, dump again, restore, verify.
+    LeaveRunning,
+    /// dump, restore, verify; restore again from the same image, verify.
+    RestoreTwice,
+}
+
+pub const ALL_MODES: [Mode; 3] = [Mode::KillRestore, Mode::LeaveRunning, Mode::RestoreTwice];
+
+/// Restores `img` for `w` and checks the restored process against `before`.
+fn restore_and_compare(w: &Workload, img: &Path, before: &Snapshot, what: &str) {
+    w.mark(&format!("restore {what} from {}", img.display()));
+    restore(img, &[]);
+    assert!(
+        w.is_running(),
+        "{what}: pid {} not running after restore -d (state {:?}); log:\n{}",
+        w.pid,
+        proc_state(w.pid),
+        w.log()
+    );
+    let after = w.snapshot();
+    assert_same(before, &after, what);
+}
+
+fn verdict(w: &Workload, what: &str) {
+    if let Err(e) = w.terminate_and_verdict() {
+        panic!("{what}: {e}");
+    }
+}
+
+/// The standard C/R cycle for C workload `name` in one mode: spawn,
+/// snapshot, dump (+mode), wait until the pid is gone, restore with -d,
+/// compare the snapshot with the one taken before the dump, then
+/// terminate_and_verdict. See [`Mode`].
+pub fn cr_cycle(name: &str, opts: Spawn, mode: Mode) {
+    let w = Workload::spawn_c(name, opts);
+    let what = format!("{name} [{mode:?}]");
+    // Let the workload settle into its wait (its last syscalls after READY).
+    sleep(Duration::from_millis(50));
+    let before = w.snapshot();
+    let img1 = w.dir.join("img1");
+    match mode {
+        Mode::KillRestore => {
+            dump(&w, &img1, &[]);
+            w.wait_gone();
+            restore_and_compare(&w, &img1, &before, &what);
+            verdict(&w, &what);
+        }
+        Mode::RestoreTwice => {
+            dump(&w, &img1, &[]);
+            w.wait_gone();
+            restore_and_compare(&w, &img1, &before, &format!("{what} first restore"));
+            verdict(&w, &format!("{what} first restore"));
+            w.wait_gone();
+            restore_and_compare(&w, &img1, &before, &format!("{what} second restore"));
+            verdict(&w, &format!("{what} second restore"));
+        }
+        Mode::LeaveRunning => {
+            let window = Duration::from_millis(300);
+            let c0 = ctxt_switches(w.pid);
+            sleep(window);
+            let progressing = ctxt_switches(w.pid) > c0;
+
+            dump(&w, &img1, &["--leave-running"]);
+            assert!(
+                w.is_running(),
+                "{what}: pid {} gone after dump --leave-running; log:\n{}",
+                w.pid,
+                w.log()
+            );
+            let state = proc_state(w.pid).unwrap_or('?');
+            assert!(
+                !matches!(state, 'T' | 't'),
+                "{what}: left stopped (state {state}) after dump --leave-running"
+            );
+            let st = fs::read_to_string(format!("/proc/{}/status", w.pid)).unwrap_or_default();
+            assert_eq!(
+                status_field(&st, "TracerPid").as_deref(),
+                Some("0"),
+                "{what}: still traced after dump --leave-running"
+            );
+            // The dump must leave nothing behind (parasite maps, fds, masks).
+            let mid = w.snapshot();
+            assert_same(&before, &mid, &format!("{what} after dump --leave-running"));
+            if progressing {
+                let c1 = ctxt_switches(w.pid);
+                sleep(window);
+                assert!(
+                    ctxt_switches(w.pid) > c1,
+                    "{what}: no progress after dump --leave-running"
+                );
+            }
+
+            let img2 = w.dir.join("img2");
+            dump(&w, &img2, &[]);
+            w.wait_gone();
+            restore_and_compare(&w, &img2, &before, &what);
+            verdict(&w, &what);
+        }
+    }
+}
+
+/// Runs C workload `name` without any checkpoint: READY, a stable snapshot
+/// (the state the C/R cycle compares must not change on its own), SIGTERM,
+/// PASS. Validates workloads before the engine exists.
+pub fn plain_run(name: &str, opts: Spawn) {
+    let w = Workload::spawn_c(name, opts);
+    sleep(Duration::from_millis(50));
+    let before = w.snapshot();
+    sleep(Duration::from_millis(250));
+    assert_same(
+        &before,
+        &w.snapshot(),
+        &format!("{name} (plain, no checkpoint)"),
+    );
+    if let Err(e) = w.terminate_and_verdict() {
+        panic!("plain {name}: {e}");
+    }
+    w.wait_gone();
+}
+
+/// [`cr_cycle`] in every mode of [`ALL_MODES`], each with a fresh workload.
+/// All modes run even if one fails; the panic lists every failing mode.
+pub fn cr_all_modes(name: &str, opts: Spawn) {
+    let mut failures = Vec::new();
+    for mode in ALL_MODES {
+        let o = opts.clone();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cr_cycle(name, o, mode)));
+        if let Err(e) = r {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            failures.push(format!("--- {name} in mode {mode:?}:\n{msg}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} modes failed:\n{}",
+        failures.len(),
+        ALL_MODES.len(),
+        failures.join("\n")
+    );
+}

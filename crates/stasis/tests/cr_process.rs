@@ -1,0 +1,130 @@
+//! Process-level state across checkpoint/restore: threads blocked in
+//! interrupted syscalls, signal state, timers, identity/attributes.
+//!
+//! `plain_*` run each workload without a checkpoint (READY -> SIGTERM) and
+//! validate the workload itself; `cr_*` run the standard C/R cycle in every
+//! mode (see `common::cr_all_modes`).
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+/// Runs `name` without a checkpoint: READY, its generic state is stable for
+/// a moment (so before/after snapshots in the C/R cycle are meaningful), and
+/// SIGTERM gives PASS.
+fn plain(name: &str, opts: Spawn) {
+    let w = Workload::spawn_c(name, opts);
+    std::thread::sleep(Duration::from_millis(50));
+    let before = w.snapshot();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_same(&before, &w.snapshot(), &format!("plain {name}"));
+    if let Err(e) = w.terminate_and_verdict() {
+        panic!("plain {name}: {e}");
+    }
+}
+
+fn nonroot() -> Spawn {
+    Spawn {
+        uid: Some(65534),
+        gid: Some(65534),
+        ..Default::default()
+    }
+}
+
+fn nnp() -> Spawn {
+    Spawn {
+        args: vec!["nnp".to_string()],
+        ..Default::default()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Without checkpoint
+// ---------------------------------------------------------------------------
+
+#[test]
+fn plain_syscalls() {
+    plain("syscalls", Spawn::default());
+}
+
+#[test]
+fn plain_signals() {
+    plain("signals", Spawn::default());
+}
+
+#[test]
+fn plain_timers() {
+    plain("timers", Spawn::default());
+}
+
+#[test]
+fn plain_identity() {
+    plain("identity", Spawn::default());
+}
+
+#[test]
+fn plain_identity_nonroot() {
+    // Dropping to uid 65534 needs root.
+    if !require_root() {
+        return;
+    }
+    plain("identity", nonroot());
+}
+
+#[test]
+fn plain_identity_nnp() {
+    plain("identity", nnp());
+}
+
+// ---------------------------------------------------------------------------
+// Checkpoint/restore
+// ---------------------------------------------------------------------------
+
+#[test]
+fn cr_syscalls() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("syscalls", Spawn::default());
+}
+
+#[test]
+fn cr_signals() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("signals", Spawn::default());
+}
+
+#[test]
+fn cr_timers() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("timers", Spawn::default());
+}
+
+#[test]
+fn cr_identity() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("identity", Spawn::default());
+}
+
+#[test]
+fn cr_identity_nonroot() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("identity", nonroot());
+}
+
+#[test]
+fn cr_identity_nnp() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("identity", nnp());
+}

@@ -1,0 +1,293 @@
+//! Real programs through a kill/restore cycle: `sleep`, a `bash` loop, a
+//! `python3` program, and the C pthreads workload watched from outside.
+//! Each checks, from outside, that the restored program continues where it
+//! was at dump time instead of starting over. Needs root; programs that are
+//! not installed are skipped with a printed reason.
+
+mod common;
+
+use common::{assert_same, dump, find_program, proc_state, require_root, restore, Spawn, Workload};
+use std::fs;
+use std::path::PathBuf;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+fn need(program: &str) -> Option<PathBuf> {
+    let p = find_program(program);
+    if p.is_none() {
+        eprintln!("SKIP {program} is not installed");
+    }
+    p
+}
+
+/// Polls `f` every 20 ms until it returns Some, or panics after `timeout`.
+fn wait_for<T>(w: &Workload, timeout: Duration, what: &str, f: impl Fn() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}; log:\n{}",
+            w.log()
+        );
+        sleep(Duration::from_millis(20));
+    }
+}
+
+/// Log lines written after the last harness `restore` marker.
+fn lines_after_restore(w: &Workload) -> Vec<String> {
+    let log = w.log();
+    let start = log
+        .rfind("#harness: restore")
+        .map(|i| log[i..].find('\n').map_or(log.len(), |j| i + j + 1))
+        .unwrap_or(0);
+    log[start..].lines().map(str::to_string).collect()
+}
+
+/// dump (kills), wait until the session is gone, restore -d.
+fn kill_restore(w: &Workload) {
+    let img = w.dir.join("img");
+    dump(w, &img, &[]);
+    w.wait_gone();
+    w.mark(&format!("restore from {}", img.display()));
+    restore(&img, &[]);
+    assert!(
+        w.is_running(),
+        "pid {} not running after restore (state {:?}); log:\n{}",
+        w.pid,
+        proc_state(w.pid),
+        w.log()
+    );
+}
+
+#[test]
+fn real_sleep() {
+    if !require_root() {
+        return;
+    }
+    let Some(sleep_bin) = need("sleep") else {
+        return;
+    };
+    let w = Workload::spawn_cmd(
+        sleep_bin.to_str().unwrap(),
+        &["1000"],
+        Spawn::default(),
+        |w| proc_state(w.pid) == Some('S'),
+    );
+    let before = w.snapshot();
+    kill_restore(&w);
+    let state = wait_for(&w, Duration::from_secs(5), "state S", || {
+        proc_state(w.pid).filter(|s| *s == 'S')
+    });
+    assert_eq!(state, 'S');
+    let after = w.snapshot();
+    assert!(
+        before.cmdline.ends_with(b"sleep\x001000\x00"),
+        "{:?}",
+        before.cmdline
+    );
+    assert_eq!(after.cmdline, before.cmdline, "cmdline changed");
+    assert_same(&before, &after, "sleep 1000");
+    w.kill();
+}
+
+#[test]
+fn real_bash_loop() {
+    if !require_root() {
+        return;
+    }
+    let Some(bash) = need("bash") else {
+        return;
+    };
+    let script = "i=0; while true; do i=$((i+1)); echo $i > counter; sleep 0.1; done";
+    let counter = |w: &Workload| -> Option<u64> {
+        fs::read_to_string(w.dir.join("counter"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let w = Workload::spawn_cmd(
+        bash.to_str().unwrap(),
+        &["-c", script],
+        Spawn::default(),
+        |w| counter(w).is_some_and(|c| c >= 5),
+    );
+    let before = w.snapshot().identity();
+    let pre_dump = counter(&w);
+    let img = w.dir.join("img");
+    dump(&w, &img, &[]);
+    w.wait_gone();
+    // Empty only if the dump caught bash between truncating and writing.
+    let at_dump = counter(&w).or(pre_dump).expect("counter file after dump");
+    assert!(at_dump >= 5, "counter {at_dump} at dump");
+    // Nothing runs now: the value must stay put until the restore.
+    sleep(Duration::from_millis(300));
+    assert_eq!(counter(&w), Some(at_dump), "counter changed while dumped");
+    w.mark(&format!("restore from {}", img.display()));
+    restore(&img, &[]);
+    assert!(w.is_running(), "bash not running after restore");
+    assert_same(&before, &w.snapshot().identity(), "bash loop");
+    // The loop continues from its in-memory i: the next values are
+    // at_dump (+1, +2 ...), never a restart from 1.
+    let next = wait_for(
+        &w,
+        Duration::from_secs(10),
+        "the counter to advance",
+        || counter(&w).filter(|c| *c != at_dump),
+    );
+    assert!(
+        next > at_dump && next <= at_dump + 3,
+        "counter after restore is {next}, was {at_dump} at dump (restarted?)"
+    );
+    let later = wait_for(
+        &w,
+        Duration::from_secs(10),
+        "the counter to keep going",
+        || counter(&w).filter(|c| *c >= next + 2),
+    );
+    assert!(later >= next + 2);
+    w.kill();
+}
+
+/// Parses "progress N SUM" lines.
+fn progress(line: &str) -> Option<(u64, u64)> {
+    let mut it = line.strip_prefix("progress ")?.split_whitespace();
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+#[test]
+fn real_python() {
+    if !require_root() {
+        return;
+    }
+    let Some(python) = need("python3") else {
+        return;
+    };
+    // State lives only in memory: n, and a dict whose sum is checkable.
+    let script = r#"
+import sys, time
+n = 0
+squares = {}
+while True:
+    n += 1
+    squares[n] = n * n
+    print(f"progress {n} {sum(squares.values())}", flush=True)
+    time.sleep(0.05)
+"#;
+    let last = |w: &Workload| -> Option<(u64, u64)> { w.log().lines().rev().find_map(progress) };
+    let w = Workload::spawn_cmd(
+        python.to_str().unwrap(),
+        &["-c", script],
+        Spawn::default(),
+        |w| last(w).is_some_and(|(n, _)| n >= 10),
+    );
+    let before = w.snapshot().identity();
+    kill_restore(&w);
+    assert_same(&before, &w.snapshot().identity(), "python3");
+    let at_dump = {
+        let log = w.log();
+        let cut = log.rfind("#harness: restore").unwrap();
+        log[..cut].lines().rev().find_map(progress).unwrap().0
+    };
+    let after = wait_for(
+        &w,
+        Duration::from_secs(10),
+        "5 progress lines after restore",
+        || {
+            let v: Vec<(u64, u64)> = lines_after_restore(&w)
+                .iter()
+                .filter_map(|l| progress(l))
+                .collect();
+            (v.len() >= 5).then_some(v)
+        },
+    );
+    assert_eq!(
+        after[0].0,
+        at_dump + 1,
+        "first progress after restore is {}, last before was {at_dump}",
+        after[0].0
+    );
+    for (i, &(n, sum)) in after.iter().enumerate() {
+        assert_eq!(
+            n,
+            at_dump + 1 + i as u64,
+            "progress numbers not consecutive"
+        );
+        assert_eq!(
+            sum,
+            n * (n + 1) * (2 * n + 1) / 6,
+            "dict sum wrong at n={n}"
+        );
+    }
+    w.kill();
+}
+
+fn counters(line: &str) -> Option<Vec<u64>> {
+    let v: Option<Vec<u64>> = line
+        .strip_prefix("counters ")?
+        .split_whitespace()
+        .map(|s| s.parse().ok())
+        .collect();
+    v.filter(|v| v.len() == 8)
+}
+
+#[test]
+fn real_threads_counters() {
+    if !require_root() {
+        return;
+    }
+    let opts = Spawn {
+        args: vec!["--progress".into()],
+        ..Spawn::default()
+    };
+    let w = Workload::spawn_c("threads", opts);
+    wait_for(&w, Duration::from_secs(10), "counters >= 50", || {
+        let log = w.log();
+        let c = log.lines().rev().find_map(counters)?;
+        c.iter().all(|&x| x >= 50).then_some(())
+    });
+    let before = w.snapshot().without_pos(&[1, 2]);
+    kill_restore(&w);
+    assert_same(
+        &before,
+        &w.snapshot().without_pos(&[1, 2]),
+        "threads --progress",
+    );
+    let at_dump = {
+        let log = w.log();
+        let cut = log.rfind("#harness: restore").unwrap();
+        log[..cut].lines().rev().find_map(counters).unwrap()
+    };
+    let after = wait_for(
+        &w,
+        Duration::from_secs(10),
+        "2 counter lines after restore",
+        || {
+            let v: Vec<Vec<u64>> = lines_after_restore(&w)
+                .iter()
+                .filter_map(|l| counters(l))
+                .collect();
+            (v.len() >= 2).then_some(v)
+        },
+    );
+    for t in 0..8 {
+        assert!(
+            after[0][t] >= at_dump[t],
+            "thread {t}: counter {} after restore < {} at dump (reset?)",
+            after[0][t],
+            at_dump[t]
+        );
+        assert!(
+            after[1][t] > after[0][t],
+            "thread {t}: counter not advancing after restore ({} -> {})",
+            after[0][t],
+            after[1][t]
+        );
+    }
+    if let Err(e) = w.terminate_and_verdict() {
+        panic!("threads --progress: {e}");
+    }
+}
