@@ -169,7 +169,9 @@ impl Frozen {
         let r = self.restore_threads();
         if kill {
             let _ = stasis_sys::util::kill(self.pid, libc::SIGKILL);
-            for t in &self.threads {
+            // Reap the traced threads before the leader: the leader's exit
+            // is not reported while other threads of its group remain.
+            for t in self.threads.iter().rev() {
                 let _ = ptrace::wait(t.tid);
             }
             return r;

@@ -7,6 +7,7 @@
 //! restore drivers match on it exhaustively, so a kind that is added but
 //! not wired in is a compile error rather than silently skipped state.
 
+pub mod check;
 pub mod dump;
 pub mod error;
 pub mod files;

@@ -9,6 +9,7 @@ pub mod clone;
 pub mod error;
 pub mod mem;
 pub mod pidfd;
+pub mod probe;
 pub mod ptrace;
 pub mod remote;
 pub mod util;

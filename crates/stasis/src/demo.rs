@@ -64,12 +64,18 @@ pub fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
         .spawn()
         .context("cannot start the demo counter")?;
     let pid = child.id() as i32;
-    println!("== started the demo counter, pid {pid}; its output goes to {}", log.display());
+    println!(
+        "== started the demo counter, pid {pid}; its output goes to {}",
+        log.display()
+    );
     let before = wait_lines(&log, 5)?;
     for l in &before {
         println!("   {l}");
     }
-    println!("== checkpointing pid {pid} into {} and killing it", images.display());
+    println!(
+        "== checkpointing pid {pid} into {} and killing it",
+        images.display()
+    );
     let r = stasis_engine::dump(
         pid,
         &images,
@@ -95,12 +101,18 @@ pub fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
         },
         &stasis_engine::NoProgress,
     )?;
-    println!("   restored pid {} in {:.1} ms; it goes on:", restored.pid, restored.total_ms);
+    println!(
+        "   restored pid {} in {:.1} ms; it goes on:",
+        restored.pid, restored.total_ms
+    );
     let after = wait_lines(&log, n_before + 5)?;
     for l in &after[n_before..] {
         println!("   {l}");
     }
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(restored.pid), nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(restored.pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(restored.pid), None);
     let want = format!("(pid {pid})");
     let cont = last

@@ -62,7 +62,12 @@ pub fn run(dir: &Path, json: bool, full: bool) -> Result<()> {
         );
         for t in &p.threads {
             let rip = t.regs.as_ref().map(|r| r.rip).unwrap_or(0);
-            println!("  thread {} '{}' rip {rip:#x} {} pending signals", t.tid, t.comm, t.pending.len());
+            println!(
+                "  thread {} '{}' rip {rip:#x} {} pending signals",
+                t.tid,
+                t.comm,
+                t.pending.len()
+            );
         }
         if full {
             for v in &p.vmas {

@@ -178,7 +178,33 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
             inspect::run(&dir, json, full).with_context(|| format!("cannot inspect {}", dir.display()))?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Check { .. } => Ok(ExitCode::SUCCESS),
+        Cmd::Check { json } => {
+            let feats = stasis_engine::check::run();
+            if json {
+                let v: Vec<_> = feats
+                    .iter()
+                    .map(|f| serde_json::json!({"name": f.name, "ok": f.ok, "needed": f.needed, "detail": f.detail}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                for f in &feats {
+                    let mark = if f.ok { "ok " } else if f.needed { "MISSING" } else { "no " };
+                    println!("{mark:7} {:28} {}", f.name, f.detail);
+                }
+            }
+            let missing = feats.iter().any(|f| f.needed && !f.ok);
+            if !json {
+                println!(
+                    "{}",
+                    if missing {
+                        "stasis cannot dump or restore here: see MISSING above"
+                    } else {
+                        "everything stasis needs is here"
+                    }
+                );
+            }
+            Ok(if missing { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
         Cmd::Demo { dir } => demo::run(dir),
         Cmd::DemoCounter => demo::counter(),
     }

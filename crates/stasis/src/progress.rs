@@ -29,9 +29,11 @@ impl stasis_engine::Progress for Bar {
     fn phase(&self, name: &str, total: u64) {
         if total > 0 {
             self.bar.set_style(
-                ProgressStyle::with_template("{msg:>10} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{msg:>10} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
             );
             self.bar.set_length(total);
             self.bar.set_position(0);

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{assert_same, dump, find_program, proc_state, require_root, restore, Spawn, Workload};
+use common::{dump, find_program, proc_state, require_root, restore, Spawn, Workload};
 use std::fs;
 use std::path::PathBuf;
 use std::thread::sleep;
@@ -46,6 +46,16 @@ fn lines_after_restore(w: &Workload) -> Vec<String> {
     log[start..].lines().map(str::to_string).collect()
 }
 
+/// Differences between snapshots are checked last, so that a test also
+/// shows whether the program itself behaves after the restore.
+fn assert_no_diff(diff: Vec<String>, what: &str) {
+    assert!(
+        diff.is_empty(),
+        "{what}: process state differs:\n  {}",
+        diff.join("\n  ")
+    );
+}
+
 /// dump (kills), wait until the session is gone, restore -d.
 fn kill_restore(w: &Workload) {
     let img = w.dir.join("img");
@@ -55,9 +65,8 @@ fn kill_restore(w: &Workload) {
     restore(&img, &[]);
     assert!(
         w.is_running(),
-        "pid {} not running after restore (state {:?}); log:\n{}",
-        w.pid,
-        proc_state(w.pid),
+        "not running after restore: {}; log:\n{}",
+        w.describe_exit(),
         w.log()
     );
 }
@@ -89,8 +98,8 @@ fn real_sleep() {
         before.cmdline
     );
     assert_eq!(after.cmdline, before.cmdline, "cmdline changed");
-    assert_same(&before, &after, "sleep 1000");
     w.kill();
+    assert_no_diff(before.diff(&after), "sleep 1000");
 }
 
 #[test]
@@ -128,8 +137,12 @@ fn real_bash_loop() {
     assert_eq!(counter(&w), Some(at_dump), "counter changed while dumped");
     w.mark(&format!("restore from {}", img.display()));
     restore(&img, &[]);
-    assert!(w.is_running(), "bash not running after restore");
-    assert_same(&before, &w.snapshot().identity(), "bash loop");
+    assert!(
+        w.is_running(),
+        "bash not running after restore: {}",
+        w.describe_exit()
+    );
+    let diff = before.diff(&w.snapshot().identity());
     // The loop continues from its in-memory i: the next values are
     // at_dump (+1, +2 ...), never a restart from 1.
     let next = wait_for(
@@ -150,6 +163,7 @@ fn real_bash_loop() {
     );
     assert!(later >= next + 2);
     w.kill();
+    assert_no_diff(diff, "bash loop");
 }
 
 /// Parses "progress N SUM" lines.
@@ -186,7 +200,7 @@ while True:
     );
     let before = w.snapshot().identity();
     kill_restore(&w);
-    assert_same(&before, &w.snapshot().identity(), "python3");
+    let diff = before.diff(&w.snapshot().identity());
     let at_dump = {
         let log = w.log();
         let cut = log.rfind("#harness: restore").unwrap();
@@ -223,6 +237,7 @@ while True:
         );
     }
     w.kill();
+    assert_no_diff(diff, "python3");
 }
 
 fn counters(line: &str) -> Option<Vec<u64>> {
@@ -251,11 +266,7 @@ fn real_threads_counters() {
     });
     let before = w.snapshot().without_pos(&[1, 2]);
     kill_restore(&w);
-    assert_same(
-        &before,
-        &w.snapshot().without_pos(&[1, 2]),
-        "threads --progress",
-    );
+    let diff = before.diff(&w.snapshot().without_pos(&[1, 2]));
     let at_dump = {
         let log = w.log();
         let cut = log.rfind("#harness: restore").unwrap();
@@ -290,4 +301,5 @@ fn real_threads_counters() {
     if let Err(e) = w.terminate_and_verdict() {
         panic!("threads --progress: {e}");
     }
+    assert_no_diff(diff, "threads --progress");
 }

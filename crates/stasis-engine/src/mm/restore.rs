@@ -108,9 +108,9 @@ pub fn switch_memory(
         let (flags, fd, off) = match kind {
             VmaKind::Vsyscall => continue,
             VmaKind::Vdso => {
-                if v.name == "[vdso]" {
-                    vdso = Some(v.start);
-                }
+                // ARCH_MAP_VDSO_64 takes the start of the whole block
+                // ([vvar] comes first), not of the [vdso] text.
+                vdso = Some(vdso.map_or(v.start, |s: u64| s.min(v.start)));
                 continue;
             }
             VmaKind::Anon => (keep | libc::MAP_ANONYMOUS as u32, u64::MAX, 0),

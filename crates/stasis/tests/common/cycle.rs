@@ -9,13 +9,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-/// Upper bound for one `stasis` invocation; a hang is a failure, not a stuck CI.
-pub const STASIS_TIMEOUT: Duration = Duration::from_secs(180);
+/// Upper bound for one `stasis` invocation, unless the environment
+/// variable `STASIS_TEST_TIMEOUT` (seconds) says otherwise: a hang is a
+/// failure, not a stuck CI.
+pub fn stasis_timeout() -> Duration {
+    let secs = std::env::var("STASIS_TEST_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    Duration::from_secs(secs)
+}
 
 /// Runs the `stasis` binary with `args`, logging the command, status and
 /// stderr to the test output. Output goes to files, not pipes, so that a
 /// process that inherits them (a restored workload) cannot hang the test;
-/// the run is killed after [`STASIS_TIMEOUT`].
+/// the run is killed after [`stasis_timeout`].
 pub fn stasis(args: &[&str]) -> Output {
     static N: AtomicU64 = AtomicU64::new(0);
     ensure_subreaper();
@@ -28,6 +36,7 @@ pub fn stasis(args: &[&str]) -> Output {
     let err_f = fs::File::create(&err_p).expect("create stderr file");
     let bin = env!("CARGO_BIN_EXE_stasis");
     let shown = format!("stasis {}", args.join(" "));
+    let timeout = stasis_timeout();
     let start = Instant::now();
     let mut child = Command::new(bin)
         .args(args)
@@ -39,10 +48,10 @@ pub fn stasis(args: &[&str]) -> Output {
     let status = loop {
         match child.try_wait() {
             Ok(Some(s)) => break s,
-            Ok(None) if start.elapsed() > STASIS_TIMEOUT => {
+            Ok(None) if start.elapsed() > timeout => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("`{shown}` did not finish within {STASIS_TIMEOUT:?}");
+                panic!("`{shown}` did not finish within {timeout:?}");
             }
             Ok(None) => sleep(Duration::from_millis(5)),
             Err(e) => panic!("wait for `{shown}`: {e}"),
@@ -123,25 +132,77 @@ pub enum Mode {
 
 pub const ALL_MODES: [Mode; 3] = [Mode::KillRestore, Mode::LeaveRunning, Mode::RestoreTwice];
 
-/// Restores `img` for `w` and checks the restored process against `before`.
-fn restore_and_compare(w: &Workload, img: &Path, before: &Snapshot, what: &str) {
-    w.mark(&format!("restore {what} from {}", img.display()));
-    restore(img, &[]);
-    assert!(
-        w.is_running(),
-        "{what}: pid {} not running after restore -d (state {:?}); log:\n{}",
-        w.pid,
-        proc_state(w.pid),
-        w.log()
-    );
-    let after = w.snapshot();
-    assert_same(before, &after, what);
+/// Problems found during one cycle. State differences are "soft": they are
+/// recorded (and printed at once) and the cycle goes on, so that one run
+/// also shows whether the workload's own verdict passes. Everything else
+/// panics at once, listing what was recorded so far.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn soft(&mut self, what: &str, r: Result<(), String>) {
+        if let Err(e) = r {
+            eprintln!("{what}: {e}");
+            self.0.push(format!("{what}: {e}"));
+        }
+    }
+
+    fn hard(&self, msg: String) -> ! {
+        if self.0.is_empty() {
+            panic!("{msg}");
+        }
+        panic!("{msg}\nalso:\n{}", self.0.join("\n"));
+    }
+
+    fn check(&self, cond: bool, msg: impl FnOnce() -> String) {
+        if !cond {
+            self.hard(msg());
+        }
+    }
+
+    fn finish(self) {
+        assert!(self.0.is_empty(), "{}", self.0.join("\n"));
+    }
 }
 
-fn verdict(w: &Workload, what: &str) {
-    if let Err(e) = w.terminate_and_verdict() {
-        panic!("{what}: {e}");
+fn compare(before: &Snapshot, after: &Snapshot) -> Result<(), String> {
+    let d = before.diff(after);
+    if d.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("process state differs:\n  {}", d.join("\n  ")))
     }
+}
+
+impl Problems {
+    /// Restores `img` for `w` and compares the restored process with `before`.
+    fn restore_and_compare(&mut self, w: &Workload, img: &Path, before: &Snapshot, what: &str) {
+        w.mark(&format!("restore {what} from {}", img.display()));
+        let r = std::panic::catch_unwind(|| restore(img, &[]));
+        if let Err(e) = r {
+            self.hard(panic_message(&*e));
+        }
+        self.check(w.is_running(), || {
+            format!(
+                "{what}: not running after restore -d: {}; log:\n{}",
+                w.describe_exit(),
+                w.log()
+            )
+        });
+        self.soft(what, compare(before, &w.snapshot()));
+    }
+
+    fn verdict(&mut self, w: &Workload, what: &str) {
+        let r = w.terminate_and_verdict();
+        self.soft(&format!("{what}: verdict"), r);
+    }
+}
+
+fn panic_message(e: &(dyn std::any::Any + Send)) -> String {
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".into())
 }
 
 /// The standard C/R cycle for C workload `name` in one mode: spawn,
@@ -151,6 +212,7 @@ fn verdict(w: &Workload, what: &str) {
 pub fn cr_cycle(name: &str, opts: Spawn, mode: Mode) {
     let w = Workload::spawn_c(name, opts);
     let what = format!("{name} [{mode:?}]");
+    let mut p = Problems::default();
     // Let the workload settle into its wait (its last syscalls after READY).
     sleep(Duration::from_millis(50));
     let before = w.snapshot();
@@ -159,17 +221,20 @@ pub fn cr_cycle(name: &str, opts: Spawn, mode: Mode) {
         Mode::KillRestore => {
             dump(&w, &img1, &[]);
             w.wait_gone();
-            restore_and_compare(&w, &img1, &before, &what);
-            verdict(&w, &what);
+            p.restore_and_compare(&w, &img1, &before, &what);
+            p.verdict(&w, &what);
         }
         Mode::RestoreTwice => {
             dump(&w, &img1, &[]);
             w.wait_gone();
-            restore_and_compare(&w, &img1, &before, &format!("{what} first restore"));
-            verdict(&w, &format!("{what} first restore"));
+            let first = format!("{what} first restore");
+            p.restore_and_compare(&w, &img1, &before, &first);
+            p.verdict(&w, &first);
+            w.kill(); // in case the verdict failed with the process still there
             w.wait_gone();
-            restore_and_compare(&w, &img1, &before, &format!("{what} second restore"));
-            verdict(&w, &format!("{what} second restore"));
+            let second = format!("{what} second restore");
+            p.restore_and_compare(&w, &img1, &before, &second);
+            p.verdict(&w, &second);
         }
         Mode::LeaveRunning => {
             let window = Duration::from_millis(300);
@@ -178,42 +243,43 @@ pub fn cr_cycle(name: &str, opts: Spawn, mode: Mode) {
             let progressing = ctxt_switches(w.pid) > c0;
 
             dump(&w, &img1, &["--leave-running"]);
-            assert!(
-                w.is_running(),
-                "{what}: pid {} gone after dump --leave-running; log:\n{}",
-                w.pid,
-                w.log()
-            );
+            p.check(w.is_running(), || {
+                format!(
+                    "{what}: not running after dump --leave-running: {}; log:\n{}",
+                    w.describe_exit(),
+                    w.log()
+                )
+            });
             let state = proc_state(w.pid).unwrap_or('?');
-            assert!(
-                !matches!(state, 'T' | 't'),
-                "{what}: left stopped (state {state}) after dump --leave-running"
-            );
+            p.check(!matches!(state, 'T' | 't'), || {
+                format!("{what}: left stopped (state {state}) after dump --leave-running")
+            });
             let st = fs::read_to_string(format!("/proc/{}/status", w.pid)).unwrap_or_default();
-            assert_eq!(
-                status_field(&st, "TracerPid").as_deref(),
-                Some("0"),
-                "{what}: still traced after dump --leave-running"
-            );
+            let tracer = status_field(&st, "TracerPid");
+            p.check(tracer.as_deref() == Some("0"), || {
+                format!("{what}: traced by {tracer:?} after dump --leave-running")
+            });
             // The dump must leave nothing behind (parasite maps, fds, masks).
-            let mid = w.snapshot();
-            assert_same(&before, &mid, &format!("{what} after dump --leave-running"));
+            p.soft(
+                &format!("{what} after dump --leave-running"),
+                compare(&before, &w.snapshot()),
+            );
             if progressing {
                 let c1 = ctxt_switches(w.pid);
                 sleep(window);
-                assert!(
-                    ctxt_switches(w.pid) > c1,
-                    "{what}: no progress after dump --leave-running"
-                );
+                p.check(ctxt_switches(w.pid) > c1, || {
+                    format!("{what}: no progress after dump --leave-running")
+                });
             }
 
             let img2 = w.dir.join("img2");
             dump(&w, &img2, &[]);
             w.wait_gone();
-            restore_and_compare(&w, &img2, &before, &what);
-            verdict(&w, &what);
+            p.restore_and_compare(&w, &img2, &before, &what);
+            p.verdict(&w, &what);
         }
     }
+    p.finish();
 }
 
 /// Runs C workload `name` without any checkpoint: READY, a stable snapshot
@@ -243,11 +309,7 @@ pub fn cr_all_modes(name: &str, opts: Spawn) {
         let o = opts.clone();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cr_cycle(name, o, mode)));
         if let Err(e) = r {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "panic".into());
+            let msg = panic_message(&*e);
             failures.push(format!("--- {name} in mode {mode:?}:\n{msg}"));
         }
     }

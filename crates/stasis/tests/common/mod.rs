@@ -19,6 +19,14 @@
 //! names its whole process tree, and that id cannot be reused while any
 //! member lives).
 //!
+//! Workloads start clean: all signal dispositions default, empty signal
+//! mask, only fds 0-2, whatever the test runner had. C workloads may use
+//! `workloads/wl.h` (READY/PASS/FAIL protocol, CHECK, SYS) and
+//! `workloads/procmaps.h` (/proc/self/maps and smaps lookups without malloc,
+//! fault probes).
+//!
+//! `STASIS_TEST_TIMEOUT` (seconds, default 60) bounds each stasis run.
+//!
 //! Layout: this file (environment, building, spawning, waiting),
 //! `snapshot.rs` (generic /proc state and its diff), `cycle.rs` (running
 //! stasis, and the standard C/R cycle in each [`Mode`]).
@@ -87,8 +95,41 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Root of everything the harness writes: `CARGO_TARGET_TMPDIR`, holding
+/// `wl-build-PID/` (compiled workloads), `stasis-out-PID/` (captured stasis
+/// output) and `runs/TEST-LABEL-PID-N/` (one workload's cwd, log and images;
+/// kept when the test fails). Leftovers of test processes that no longer
+/// exist are removed the first time this is called.
 pub(crate) fn tmp_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+    static CLEAN: Once = Once::new();
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    CLEAN.call_once(|| remove_stale(&root));
+    root
+}
+
+/// Removes harness directories whose owning test process (the pid in their
+/// name) is gone.
+fn remove_stale(root: &Path) {
+    let dead = |pid: Option<&str>| {
+        pid.and_then(|p| p.parse::<u32>().ok())
+            .is_some_and(|p| p != std::process::id() && !Path::new(&format!("/proc/{p}")).exists())
+    };
+    for (dir, name_pid) in [(root.to_path_buf(), true), (root.join("runs"), false)] {
+        let Ok(rd) = fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = if name_pid {
+                name.strip_prefix("wl-build-")
+                    .or_else(|| name.strip_prefix("stasis-out-"))
+            } else {
+                // TEST-LABEL-PID-N
+                name.rsplit('-').nth(1)
+            };
+            if dead(pid) {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
 }
 
 /// Makes this test process a child subreaper, once, so that restored
@@ -197,6 +238,52 @@ fn fresh_dir(label: &str) -> PathBuf {
     fs::canonicalize(&dir).expect("canonicalize workload dir")
 }
 
+/// Sets every signal's disposition to SIG_DFL and empties the signal mask.
+/// Async-signal-safe: raw rt_sigaction/rt_sigprocmask syscalls only.
+fn reset_signals() {
+    /// The kernel's `struct sigaction` on x86_64.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: 0, // SIG_DFL
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: `dfl` is a valid kernel sigaction that outlives the call;
+        // the old-action pointer is NULL; sigsetsize is 8 as on x86_64.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
+    }
+    let empty: u64 = 0;
+    // SAFETY: `empty` is a valid 8-byte signal set; the old set is NULL.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        )
+    };
+}
+
 fn chown(path: &Path, uid: Option<u32>, gid: Option<u32>) {
     let c = CString::new(path.as_os_str().as_encoded_bytes()).expect("path has NUL");
     let u = uid.unwrap_or(u32::MAX); // (uid_t)-1: leave unchanged
@@ -272,6 +359,23 @@ impl Workload {
                 if libc::setsid() < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                // The runner may ignore or block signals (ignored dispositions
+                // survive exec); a workload starts from a clean slate, with
+                // the raw syscalls because glibc refuses signals 32 and 33.
+                reset_signals();
+                // Only 0, 1, 2 may survive exec: the test process can hold
+                // inherited fds (a runner's pipe) that would otherwise leak
+                // into the workload and its image. CLOEXEC rather than close
+                // keeps std's exec-error pipe working.
+                if libc::syscall(
+                    libc::SYS_close_range,
+                    3u32,
+                    u32::MAX,
+                    libc::CLOSE_RANGE_CLOEXEC,
+                ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
                 if let Some(g) = gid {
                     let groups = [g];
                     if libc::setgroups(1, groups.as_ptr()) != 0 || libc::setresgid(g, g, g) != 0 {
@@ -328,6 +432,35 @@ impl Workload {
                 );
             }
             sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Why the workload is not running, for messages: gone, or a zombie
+    /// with its exit status (reaped here when it is our child), or the
+    /// state and cwd of whatever holds the pid.
+    pub fn describe_exit(&self) -> String {
+        match proc_state(self.pid) {
+            None => format!("pid {} is gone", self.pid),
+            Some('Z') if proc_ppid(self.pid) == Some(std::process::id() as i32) => {
+                let mut st = 0;
+                // SAFETY: `st` is a valid out-pointer; waiting for one
+                // specific pid, a zombie child of ours.
+                let r = unsafe { libc::waitpid(self.pid, &mut st, libc::WNOHANG | libc::__WALL) };
+                if r == self.pid {
+                    format!(
+                        "pid {} exited: {}",
+                        self.pid,
+                        std::process::ExitStatus::from_raw(st)
+                    )
+                } else {
+                    format!("pid {} is a zombie", self.pid)
+                }
+            }
+            Some(s) => format!(
+                "pid {} is in state {s} with cwd {:?}",
+                self.pid,
+                fs::read_link(format!("/proc/{}/cwd", self.pid)).ok()
+            ),
         }
     }
 
