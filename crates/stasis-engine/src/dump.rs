@@ -11,7 +11,9 @@ use stasis_image::{self as img, Image, Inventory, PageMap, PagesWriter, Process}
 
 use crate::error::DumpError;
 use crate::freeze::Frozen;
-use crate::{fault_point, files, identity, mm, procfs, signals, threads, timers, Progress, Resource};
+use crate::{
+    fault_point, files, identity, mm, procfs, signals, threads, timers, Progress, Resource,
+};
 
 #[derive(Debug, Clone, Default)]
 pub struct DumpOptions {
@@ -36,12 +38,24 @@ pub struct DumpReport {
 }
 
 /// Checks made before the target is touched at all.
-fn precheck(pid: i32, opts: &DumpOptions) -> Result<(stasis_proc::Status, stasis_proc::Stat), DumpError> {
-    let status = procfs::parsed(pid, stasis_proc::parse_status(&procfs::read_string(pid, "status")?))?;
-    let stat = procfs::parsed(pid, stasis_proc::parse_stat(&procfs::read_string(pid, "stat")?))?;
+fn precheck(
+    pid: i32,
+    opts: &DumpOptions,
+) -> Result<(stasis_proc::Status, stasis_proc::Stat), DumpError> {
+    let status = procfs::parsed(
+        pid,
+        stasis_proc::parse_status(&procfs::read_string(pid, "status")?),
+    )?;
+    let stat = procfs::parsed(
+        pid,
+        stasis_proc::parse_stat(&procfs::read_string(pid, "stat")?),
+    )?;
     let refuse = |what: String| Err(DumpError::Refused { pid, what });
     if status.tgid != pid as u32 {
-        return refuse(format!("is a thread of process {}; dump the process", status.tgid));
+        return refuse(format!(
+            "is a thread of process {}; dump the process",
+            status.tgid
+        ));
     }
     if pid as u32 == std::process::id() {
         return refuse("is stasis itself".into());
@@ -82,7 +96,11 @@ fn precheck(pid: i32, opts: &DumpOptions) -> Result<(stasis_proc::Status, stasis
     if !children.is_empty() {
         return refuse(format!(
             "has child processes ({}); process trees are not supported yet",
-            children.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
+            children
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     if !opts.shell_job {
@@ -110,7 +128,12 @@ fn children_of(pid: i32) -> Result<Vec<u32>, DumpError> {
 }
 
 /// Checkpoints process `pid` into `dir`.
-pub fn dump(pid: i32, dir: &Path, opts: &DumpOptions, progress: &dyn Progress) -> Result<DumpReport, DumpError> {
+pub fn dump(
+    pid: i32,
+    dir: &Path,
+    opts: &DumpOptions,
+    progress: &dyn Progress,
+) -> Result<DumpReport, DumpError> {
     let t0 = Instant::now();
     if !Path::new(&format!("/proc/{pid}")).exists() {
         return Err(DumpError::NoSuchProcess(pid));
@@ -132,7 +155,10 @@ pub fn dump(pid: i32, dir: &Path, opts: &DumpOptions, progress: &dyn Progress) -
             what: "started a child process; process trees are not supported yet".into(),
         });
     }
-    let smaps = procfs::parsed(pid, stasis_proc::parse_smaps(&procfs::read_string(pid, "smaps")?))?;
+    let smaps = procfs::parsed(
+        pid,
+        stasis_proc::parse_smaps(&procfs::read_string(pid, "smaps")?),
+    )?;
     let mut vmas = mm::dump::dump_vmas(pid, &smaps)?;
     let (syscall_at, vdso_hash) = mm::dump::find_syscall_insn(pid, &vmas)?;
     frozen.syscall_at = syscall_at;
@@ -183,7 +209,11 @@ pub fn dump(pid: i32, dir: &Path, opts: &DumpOptions, progress: &dyn Progress) -
         return Err(DumpError::Injected("dump-before-write"));
     }
     let pages_size = pages.finish()?;
-    let xstate_size = p.threads.first().map(|t| t.xstate.len() as u32).unwrap_or(0);
+    let xstate_size = p
+        .threads
+        .first()
+        .map(|t| t.xstate.len() as u32)
+        .unwrap_or(0);
     let image = Image {
         inventory: Inventory {
             format_major: img::FORMAT_MAJOR,
@@ -203,7 +233,10 @@ pub fn dump(pid: i32, dir: &Path, opts: &DumpOptions, progress: &dyn Progress) -
             pages_file_size: pages_size,
             xcr0: 0,
         },
-        pagemaps: vec![PageMap { pid: pid as u32, runs }],
+        pagemaps: vec![PageMap {
+            pid: pid as u32,
+            runs,
+        }],
         processes: vec![p],
         pipes,
     };

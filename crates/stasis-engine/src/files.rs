@@ -44,7 +44,8 @@ const OPEN_FLAGS: i32 = libc::O_ACCMODE
     | libc::O_PATH
     | libc::O_DIRECTORY
     | libc::O_LARGEFILE;
-const SETFL_FLAGS: i32 = libc::O_APPEND | libc::O_NONBLOCK | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME;
+const SETFL_FLAGS: i32 =
+    libc::O_APPEND | libc::O_NONBLOCK | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME;
 
 fn is_tty_rdev(rdev: u64) -> bool {
     let major = libc::major(rdev);
@@ -63,6 +64,7 @@ pub fn dump_fds(pid: i32, shell_job: bool) -> Result<(Vec<Fd>, Vec<Pipe>), DumpE
     let mut fds = Vec::new();
     let mut pipes: BTreeMap<u64, Pipe> = BTreeMap::new();
     let mut pipe_modes: BTreeMap<u64, BTreeSet<i32>> = BTreeMap::new();
+    let mut seen_ino: BTreeMap<i32, u64> = BTreeMap::new();
     for n in nums {
         let link = procfs::read_link(pid, &format!("fd/{n}"))?;
         let info = procfs::parsed(
@@ -83,7 +85,23 @@ pub fn dump_fds(pid: i32, shell_job: bool) -> Result<(Vec<Fd>, Vec<Pipe>), DumpE
             cloexec,
             file: None,
             pipe_ino: 0,
+            dup_of: None,
         };
+        // A dup of an earlier fd: same description, restored by dup.
+        let ino = info.ino;
+        if let Some(orig) = fds.iter().find(|f: &&Fd| {
+            seen_ino.get(&f.fd) == Some(&ino) && util::same_file(pid, f.fd, pid, n).unwrap_or(false)
+        }) {
+            fd.dup_of = Some(orig.fd);
+            fd.kind = orig.kind;
+            fd.path = orig.path.clone();
+            fd.file = orig.file.clone();
+            fd.pipe_ino = orig.pipe_ino;
+            seen_ino.insert(n, ino);
+            fds.push(fd);
+            continue;
+        }
+        seen_ino.insert(n, ino);
         if let Some(rest) = link.strip_prefix("pipe:[") {
             let ino: u64 = rest.trim_end_matches(']').parse().unwrap_or(0);
             fd.kind = FdKind::Pipe as i32;
@@ -91,7 +109,9 @@ pub fn dump_fds(pid: i32, shell_job: bool) -> Result<(Vec<Fd>, Vec<Pipe>), DumpE
             fd.pipe_ino = ino;
             let mode = fd.flags as i32 & libc::O_ACCMODE;
             if mode == libc::O_RDWR {
-                return Err(refuse("a pipe opened read-write, which stasis cannot restore yet"));
+                return Err(refuse(
+                    "a pipe opened read-write, which stasis cannot restore yet",
+                ));
             }
             pipe_modes.entry(ino).or_default().insert(mode);
             if !pipes.contains_key(&ino) {
@@ -109,7 +129,9 @@ pub fn dump_fds(pid: i32, shell_job: bool) -> Result<(Vec<Fd>, Vec<Pipe>), DumpE
             ));
         }
         if let Some(kind) = link.strip_prefix("anon_inode:") {
-            return Err(refuse(&format!("a {kind} descriptor, which stasis cannot checkpoint yet")));
+            return Err(refuse(&format!(
+                "a {kind} descriptor, which stasis cannot checkpoint yet"
+            )));
         }
         if link.starts_with("/memfd:") {
             return Err(refuse("a memfd, which stasis cannot checkpoint yet"));
@@ -120,7 +142,9 @@ pub fn dump_fds(pid: i32, shell_job: bool) -> Result<(Vec<Fd>, Vec<Pipe>), DumpE
             )));
         }
         if !link.starts_with('/') {
-            return Err(refuse(&format!("{link}, which stasis cannot checkpoint yet")));
+            return Err(refuse(&format!(
+                "{link}, which stasis cannot checkpoint yet"
+            )));
         }
         let st = procfs::stat(pid, &format!("fd/{n}"))?;
         fd.file = Some(procfs::file_id(&st));
@@ -139,10 +163,20 @@ pub fn dump_fds(pid: i32, shell_job: bool) -> Result<(Vec<Fd>, Vec<Pipe>), DumpE
                 fd.kind = FdKind::CharDev as i32;
             }
             libc::S_IFCHR => {
-                return Err(refuse(&format!("the device {link}, which stasis cannot checkpoint yet")))
+                return Err(refuse(&format!(
+                    "the device {link}, which stasis cannot checkpoint yet"
+                )))
             }
-            libc::S_IFIFO => return Err(refuse(&format!("the FIFO {link}, which stasis cannot checkpoint yet"))),
-            _ => return Err(refuse(&format!("{link}, a file type stasis cannot checkpoint yet"))),
+            libc::S_IFIFO => {
+                return Err(refuse(&format!(
+                    "the FIFO {link}, which stasis cannot checkpoint yet"
+                )))
+            }
+            _ => {
+                return Err(refuse(&format!(
+                    "{link}, a file type stasis cannot checkpoint yet"
+                )))
+            }
         }
         fds.push(fd);
     }
@@ -185,7 +219,8 @@ fn dump_pipe(pid: i32, fd: i32, mode: i32, ino: u64) -> Result<Pipe, DumpError> 
             "fd {fd} is a pipe of {capacity} bytes, larger than stasis can copy ({e}); raise fs.pipe-max-size"
         ),
     })?;
-    let n = util::tee(ours.as_raw_fd(), w.as_raw_fd(), capacity as usize).dump_ctx(pid, "tee pipe")?;
+    let n =
+        util::tee(ours.as_raw_fd(), w.as_raw_fd(), capacity as usize).dump_ctx(pid, "tee pipe")?;
     let mut data = vec![0u8; n];
     let mut got = 0;
     while got < n {
@@ -287,21 +322,34 @@ pub fn restore_in_child(
     for fd in &p.fds {
         let kind = FdKind::try_from(fd.kind).unwrap_or(FdKind::Regular);
         let what = |e: stasis_sys::SysError| format!("fd {} ({}): {e}", fd.fd, fd.path);
+        if let Some(orig) = fd.dup_of {
+            util::dup_to(orig, fd.fd, fd.cloexec).map_err(what)?;
+            continue;
+        }
         let src = match kind {
             FdKind::Pipe => {
-                let (r, w) = ends
-                    .get(&fd.pipe_ino)
-                    .ok_or_else(|| format!("fd {}: pipe:[{}] missing from the image", fd.fd, fd.pipe_ino))?;
-                let end = if fd.flags as i32 & libc::O_ACCMODE == libc::O_RDONLY { *r } else { *w };
+                let (r, w) = ends.get(&fd.pipe_ino).ok_or_else(|| {
+                    format!(
+                        "fd {}: pipe:[{}] missing from the image",
+                        fd.fd, fd.pipe_ino
+                    )
+                })?;
+                let end = if fd.flags as i32 & libc::O_ACCMODE == libc::O_RDONLY {
+                    *r
+                } else {
+                    *w
+                };
                 util::dup_above(end, scratch_base).map_err(what)?
             }
             FdKind::Tty => {
                 let path = tty.ok_or_else(|| {
                     format!("fd {} was the terminal {}; restore has no terminal to give it (run from a terminal with --shell-job)", fd.fd, fd.path)
                 })?;
-                util::open_raw(path, (fd.flags as i32 & OPEN_FLAGS) | libc::O_NOCTTY).map_err(what)?
+                util::open_raw(path, (fd.flags as i32 & OPEN_FLAGS) | libc::O_NOCTTY)
+                    .map_err(what)?
             }
-            _ => util::open_raw(&fd.path, (fd.flags as i32 & OPEN_FLAGS) | libc::O_NOCTTY).map_err(what)?,
+            _ => util::open_raw(&fd.path, (fd.flags as i32 & OPEN_FLAGS) | libc::O_NOCTTY)
+                .map_err(what)?,
         };
         if src != fd.fd {
             util::dup_to(src, fd.fd, fd.cloexec).map_err(what)?;
@@ -310,7 +358,9 @@ pub fn restore_in_child(
             util::set_cloexec(fd.fd, fd.cloexec).map_err(what)?;
         }
         util::set_status_flags(fd.fd, fd.flags as i32 & SETFL_FLAGS).map_err(what)?;
-        if matches!(kind, FdKind::Regular | FdKind::Directory) && fd.flags as i32 & libc::O_PATH == 0 {
+        if matches!(kind, FdKind::Regular | FdKind::Directory)
+            && fd.flags as i32 & libc::O_PATH == 0
+        {
             util::seek_to(fd.fd, fd.pos).map_err(what)?;
         }
     }

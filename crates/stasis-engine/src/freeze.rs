@@ -55,10 +55,7 @@ impl Frozen {
         let mut seen = BTreeMap::new();
         loop {
             let tids = list_tids(pid)?;
-            let new: Vec<i32> = tids
-                .into_iter()
-                .filter(|t| !seen.contains_key(t))
-                .collect();
+            let new: Vec<i32> = tids.into_iter().filter(|t| !seen.contains_key(t)).collect();
             if new.is_empty() {
                 break;
             }
@@ -272,7 +269,10 @@ fn wait_interrupted(pid: i32, t: &mut SeizedThread) -> Result<(), DumpError> {
                 if t.held_signal.is_some() {
                     return Err(DumpError::Refused {
                         pid,
-                        what: format!("thread {} keeps receiving signals while being frozen", t.tid),
+                        what: format!(
+                            "thread {} keeps receiving signals while being frozen",
+                            t.tid
+                        ),
                     });
                 }
                 t.held_signal = Some((sig, info));

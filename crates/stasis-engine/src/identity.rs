@@ -34,7 +34,12 @@ const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 pub fn dump_identity(frozen: &Frozen, status: &Status, p: &mut Process) -> Result<(), DumpError> {
     let pid = frozen.pid;
     let scratch = frozen.scratch().0;
-    let securebits = frozen.call(pid, "prctl(PR_GET_SECUREBITS)", libc::SYS_prctl, &[PR_GET_SECUREBITS])?;
+    let securebits = frozen.call(
+        pid,
+        "prctl(PR_GET_SECUREBITS)",
+        libc::SYS_prctl,
+        &[PR_GET_SECUREBITS],
+    )?;
     p.creds = Some(Creds {
         uid: status.uid[0],
         euid: status.uid[1],
@@ -52,7 +57,10 @@ pub fn dump_identity(frozen: &Frozen, status: &Status, p: &mut Process) -> Resul
         cap_amb: status.cap_amb,
         securebits: securebits as u32,
     });
-    let limits = procfs::parsed(pid, stasis_proc::parse_limits(&procfs::read_string(pid, "limits")?))?;
+    let limits = procfs::parsed(
+        pid,
+        stasis_proc::parse_limits(&procfs::read_string(pid, "limits")?),
+    )?;
     for l in &limits {
         let (_, our_max) = stasis_sys::util::getrlimit(l.resource).unwrap_or((0, u64::MAX));
         if l.hard > our_max {
@@ -76,11 +84,27 @@ pub fn dump_identity(frozen: &Frozen, status: &Status, p: &mut Process) -> Resul
     p.cwd = procfs::read_link(pid, "cwd")?;
     p.root = procfs::read_link(pid, "root")?;
     p.personality = frozen.call(pid, "personality", libc::SYS_personality, &[0xffff_ffff])? as u32;
-    frozen.call(pid, "prctl(PR_GET_PDEATHSIG)", libc::SYS_prctl, &[PR_GET_PDEATHSIG, scratch])?;
+    frozen.call(
+        pid,
+        "prctl(PR_GET_PDEATHSIG)",
+        libc::SYS_prctl,
+        &[PR_GET_PDEATHSIG, scratch],
+    )?;
     p.pdeathsig = u32::from_ne_bytes(frozen.read_scratch(4)?[..4].try_into().expect("4"));
-    frozen.call(pid, "prctl(PR_GET_CHILD_SUBREAPER)", libc::SYS_prctl, &[PR_GET_CHILD_SUBREAPER, scratch])?;
-    p.child_subreaper = u32::from_ne_bytes(frozen.read_scratch(4)?[..4].try_into().expect("4")) != 0;
-    p.dumpable = frozen.call(pid, "prctl(PR_GET_DUMPABLE)", libc::SYS_prctl, &[PR_GET_DUMPABLE])? as u32;
+    frozen.call(
+        pid,
+        "prctl(PR_GET_CHILD_SUBREAPER)",
+        libc::SYS_prctl,
+        &[PR_GET_CHILD_SUBREAPER, scratch],
+    )?;
+    p.child_subreaper =
+        u32::from_ne_bytes(frozen.read_scratch(4)?[..4].try_into().expect("4")) != 0;
+    p.dumpable = frozen.call(
+        pid,
+        "prctl(PR_GET_DUMPABLE)",
+        libc::SYS_prctl,
+        &[PR_GET_DUMPABLE],
+    )? as u32;
     p.no_new_privs = status.no_new_privs;
     for path in [&p.cwd, &p.root] {
         if path.ends_with(" (deleted)") {
@@ -107,7 +131,12 @@ pub fn restore_creds(t: &Target, tid: i32, c: &Creds, nnp: bool) -> Result<(), R
     let last = cap_last_cap();
     for cap in 0..=last {
         if c.cap_bnd & (1 << cap) == 0 {
-            t.call(tid, "prctl(PR_CAPBSET_DROP)", libc::SYS_prctl, &[PR_CAPBSET_DROP, cap])?;
+            t.call(
+                tid,
+                "prctl(PR_CAPBSET_DROP)",
+                libc::SYS_prctl,
+                &[PR_CAPBSET_DROP, cap],
+            )?;
         }
     }
     t.call(
@@ -118,7 +147,12 @@ pub fn restore_creds(t: &Target, tid: i32, c: &Creds, nnp: bool) -> Result<(), R
     )?;
     let groups: Vec<u8> = c.groups.iter().flat_map(|g| g.to_ne_bytes()).collect();
     let at = t.put(0, &groups)?;
-    t.call(tid, "setgroups", libc::SYS_setgroups, &[c.groups.len() as u64, at])?;
+    t.call(
+        tid,
+        "setgroups",
+        libc::SYS_setgroups,
+        &[c.groups.len() as u64, at],
+    )?;
     t.call(
         tid,
         "setresgid",
@@ -157,9 +191,19 @@ pub fn restore_creds(t: &Target, tid: i32, c: &Creds, nnp: bool) -> Result<(), R
         }
     }
     let keep = u64::from(c.securebits as u64 & SECBIT_KEEP_CAPS != 0);
-    t.call(tid, "prctl(PR_SET_KEEPCAPS)", libc::SYS_prctl, &[PR_SET_KEEPCAPS, keep])?;
+    t.call(
+        tid,
+        "prctl(PR_SET_KEEPCAPS)",
+        libc::SYS_prctl,
+        &[PR_SET_KEEPCAPS, keep],
+    )?;
     if nnp {
-        t.call(tid, "prctl(PR_SET_NO_NEW_PRIVS)", libc::SYS_prctl, &[PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0])?;
+        t.call(
+            tid,
+            "prctl(PR_SET_NO_NEW_PRIVS)",
+            libc::SYS_prctl,
+            &[PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0],
+        )?;
     }
     Ok(())
 }
@@ -167,12 +211,28 @@ pub fn restore_creds(t: &Target, tid: i32, c: &Creds, nnp: bool) -> Result<(), R
 /// Process-wide prctl state, set after the credentials (a uid change
 /// resets dumpable and the parent-death signal).
 pub fn restore_prctls(t: &Target, p: &Process, keep_pdeathsig: bool) -> Result<(), RestoreError> {
-    t.lcall("prctl(PR_SET_DUMPABLE)", libc::SYS_prctl, &[PR_SET_DUMPABLE, p.dumpable as u64])?;
+    t.lcall(
+        "prctl(PR_SET_DUMPABLE)",
+        libc::SYS_prctl,
+        &[PR_SET_DUMPABLE, p.dumpable as u64],
+    )?;
     if p.child_subreaper {
-        t.lcall("prctl(PR_SET_CHILD_SUBREAPER)", libc::SYS_prctl, &[PR_SET_CHILD_SUBREAPER, 1])?;
+        t.lcall(
+            "prctl(PR_SET_CHILD_SUBREAPER)",
+            libc::SYS_prctl,
+            &[PR_SET_CHILD_SUBREAPER, 1],
+        )?;
     }
-    let sig = if keep_pdeathsig { p.pdeathsig as u64 } else { 0 };
-    t.lcall("prctl(PR_SET_PDEATHSIG)", libc::SYS_prctl, &[PR_SET_PDEATHSIG, sig])?;
+    let sig = if keep_pdeathsig {
+        p.pdeathsig as u64
+    } else {
+        0
+    };
+    t.lcall(
+        "prctl(PR_SET_PDEATHSIG)",
+        libc::SYS_prctl,
+        &[PR_SET_PDEATHSIG, sig],
+    )?;
     Ok(())
 }
 

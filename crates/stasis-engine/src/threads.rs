@@ -38,7 +38,12 @@ pub fn dump_threads(frozen: &Frozen) -> Result<Vec<Thread>, DumpError> {
         let (robust, robust_len) = ptrace::robust_list(tid).dump_ctx(pid, "get robust list")?;
         frozen.call(tid, "sigaltstack", libc::SYS_sigaltstack, &[0, scratch])?;
         let ss = frozen.read_scratch(24)?;
-        frozen.call(tid, "prctl(PR_GET_TID_ADDRESS)", libc::SYS_prctl, &[PR_GET_TID_ADDRESS, scratch])?;
+        frozen.call(
+            tid,
+            "prctl(PR_GET_TID_ADDRESS)",
+            libc::SYS_prctl,
+            &[PR_GET_TID_ADDRESS, scratch],
+        )?;
         let ctid = u64::from_ne_bytes(frozen.read_scratch(8)?[..8].try_into().expect("8"));
         let mut pending: Vec<SigInfo> = Vec::new();
         if let Some((sig, info)) = t.held_signal {
@@ -123,14 +128,23 @@ pub fn create_threads(t: &Target, threads: &[Thread]) -> Result<(), RestoreError
 pub fn restore_thread_state(t: &Target, th: &Thread) -> Result<(), RestoreError> {
     let tid = th.tid as i32;
     // Always set (also to "none"): the leader inherited the restorer's.
-    let robust_len = if th.robust_list_len == 0 { 24 } else { th.robust_list_len };
+    let robust_len = if th.robust_list_len == 0 {
+        24
+    } else {
+        th.robust_list_len
+    };
     t.call(
         tid,
         "set_robust_list",
         libc::SYS_set_robust_list,
         &[th.robust_list, robust_len],
     )?;
-    t.call(tid, "set_tid_address", libc::SYS_set_tid_address, &[th.clear_child_tid])?;
+    t.call(
+        tid,
+        "set_tid_address",
+        libc::SYS_set_tid_address,
+        &[th.clear_child_tid],
+    )?;
     if th.rseq_addr != 0 {
         t.call(
             tid,
@@ -159,7 +173,12 @@ pub fn restore_thread_state(t: &Target, th: &Thread) -> Result<(), RestoreError>
     name.truncate(15);
     name.push(0);
     let at = t.put(0, &name)?;
-    t.call(tid, "prctl(PR_SET_NAME)", libc::SYS_prctl, &[libc::PR_SET_NAME as u64, at])?;
+    t.call(
+        tid,
+        "prctl(PR_SET_NAME)",
+        libc::SYS_prctl,
+        &[libc::PR_SET_NAME as u64, at],
+    )?;
     // Thread-directed pending signals; all signals are blocked until the
     // final mask is set, so they stay queued.
     for s in &th.pending {
@@ -188,7 +207,8 @@ pub fn finish_thread(pid: i32, th: &Thread) -> Result<(), RestoreError> {
     fix_interrupted_syscall(&mut r);
     ptrace::set_xstate(tid, &th.xstate).rst_ctx(pid, format!("set FPU state of thread {tid}"))?;
     ptrace::set_regs(tid, &r).rst_ctx(pid, format!("set registers of thread {tid}"))?;
-    ptrace::set_sigmask(tid, th.sigmask).rst_ctx(pid, format!("set signal mask of thread {tid}"))?;
+    ptrace::set_sigmask(tid, th.sigmask)
+        .rst_ctx(pid, format!("set signal mask of thread {tid}"))?;
     Ok(())
 }
 

@@ -22,7 +22,12 @@ pub fn dump_itimers(frozen: &Frozen) -> Result<Vec<ITimer>, DumpError> {
     let scratch = frozen.scratch().0;
     let mut out = Vec::new();
     for which in 0..3u32 {
-        frozen.call(frozen.pid, "getitimer", libc::SYS_getitimer, &[which as u64, scratch])?;
+        frozen.call(
+            frozen.pid,
+            "getitimer",
+            libc::SYS_getitimer,
+            &[which as u64, scratch],
+        )?;
         let b = frozen.read_scratch(32)?;
         let interval_us = word(&b, 0) * 1_000_000 + word(&b, 1);
         let value_us = word(&b, 2) * 1_000_000 + word(&b, 3);
@@ -39,7 +44,10 @@ pub fn dump_itimers(frozen: &Frozen) -> Result<Vec<ITimer>, DumpError> {
 
 pub fn dump_posix_timers(frozen: &Frozen) -> Result<Vec<PosixTimer>, DumpError> {
     let pid = frozen.pid;
-    let infos = procfs::parsed(pid, stasis_proc::parse_timers(&procfs::read_string(pid, "timers")?))?;
+    let infos = procfs::parsed(
+        pid,
+        stasis_proc::parse_timers(&procfs::read_string(pid, "timers")?),
+    )?;
     let scratch = frozen.scratch().0;
     let mut out = Vec::new();
     for i in infos {
@@ -50,7 +58,12 @@ pub fn dump_posix_timers(frozen: &Frozen) -> Result<Vec<PosixTimer>, DumpError> 
                 i.id, i.notify
             ),
         })?;
-        frozen.call(pid, "timer_gettime", libc::SYS_timer_gettime, &[i.id as u64, scratch])?;
+        frozen.call(
+            pid,
+            "timer_gettime",
+            libc::SYS_timer_gettime,
+            &[i.id as u64, scratch],
+        )?;
         let b = frozen.read_scratch(32)?;
         out.push(PosixTimer {
             id: i.id,
@@ -115,7 +128,11 @@ pub fn restore_posix_timers(t: &Target, timers: &[PosixTimer]) -> Result<(), Res
         if i32::from_ne_bytes(got) != pt.id {
             return Err(RestoreError::Failed {
                 pid: t.pid,
-                what: format!("POSIX timer {} came back as id {}", pt.id, i32::from_ne_bytes(got)),
+                what: format!(
+                    "POSIX timer {} came back as id {}",
+                    pt.id,
+                    i32::from_ne_bytes(got)
+                ),
             });
         }
         if pt.value_ns != 0 {

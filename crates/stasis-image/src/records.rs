@@ -446,6 +446,10 @@ pub struct Fd {
     /// For `Pipe`: the pipe's inode number, shared by both ends.
     #[prost(uint64, tag = "8")]
     pub pipe_ino: u64,
+    /// This fd shares its open file description (offset, flags) with the
+    /// lower-numbered fd given here (dup(2)); restored by duplicating it.
+    #[prost(int32, optional, tag = "9")]
+    pub dup_of: Option<i32>,
 }
 
 /// A pipe and the bytes buffered in it at dump time.

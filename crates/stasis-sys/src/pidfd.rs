@@ -22,7 +22,10 @@ pub fn pidfd_getfd(pidfd: &OwnedFd, pid: i32, fd: RemoteFd) -> Result<OwnedFd> {
     // SAFETY: plain syscall with integer arguments.
     let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd.0, 0) };
     if r < 0 {
-        return Err(SysError::last("pidfd_getfd", format!("pid {pid} fd {}", fd.0)));
+        return Err(SysError::last(
+            "pidfd_getfd",
+            format!("pid {pid} fd {}", fd.0),
+        ));
     }
     // SAFETY: the kernel returned a new descriptor that nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })

@@ -23,7 +23,10 @@ const XSTATE_MAX: usize = 16384;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
     /// Stopped with this signal; `event` is the PTRACE_EVENT_* (0 if none).
-    Stopped { sig: i32, event: i32 },
+    Stopped {
+        sig: i32,
+        event: i32,
+    },
     Exited(i32),
     Killed(i32),
 }
@@ -63,7 +66,14 @@ pub fn interrupt(tid: i32) -> Result<()> {
 }
 
 pub fn set_options(tid: i32, options: i32) -> Result<()> {
-    req(libc::PTRACE_SETOPTIONS, tid, 0, options as usize, "PTRACE_SETOPTIONS").map(drop)
+    req(
+        libc::PTRACE_SETOPTIONS,
+        tid,
+        0,
+        options as usize,
+        "PTRACE_SETOPTIONS",
+    )
+    .map(drop)
 }
 
 /// PTRACE_TRACEME, for a child that wants its parent as tracer.
@@ -80,7 +90,14 @@ pub fn cont(tid: i32, sig: i32) -> Result<()> {
 }
 
 pub fn single_step(tid: i32, sig: i32) -> Result<()> {
-    req(libc::PTRACE_SINGLESTEP, tid, 0, sig as usize, "PTRACE_SINGLESTEP").map(drop)
+    req(
+        libc::PTRACE_SINGLESTEP,
+        tid,
+        0,
+        sig as usize,
+        "PTRACE_SINGLESTEP",
+    )
+    .map(drop)
 }
 
 /// waitpid(tid, __WALL), retried on EINTR.

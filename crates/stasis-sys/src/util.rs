@@ -82,7 +82,11 @@ pub fn zero_pfn() -> Option<u64> {
 
 /// lseek(2) with SEEK_DATA / SEEK_HOLE; None when there is no more data.
 pub fn seek_data(fd: BorrowedFd<'_>, off: u64, hole: bool) -> Option<u64> {
-    let whence = if hole { libc::SEEK_HOLE } else { libc::SEEK_DATA };
+    let whence = if hole {
+        libc::SEEK_HOLE
+    } else {
+        libc::SEEK_DATA
+    };
     // SAFETY: lseek on a borrowed, open descriptor.
     let r = unsafe { libc::lseek(fd.as_raw_fd(), off as i64, whence) };
     (r >= 0).then_some(r as u64)
@@ -341,4 +345,38 @@ pub fn wait_exit(pid: i32) -> Result<i32> {
             return Ok(128 + libc::WTERMSIG(status));
         }
     }
+}
+
+/// Sets every signal's disposition to SIG_DFL with no flags, so nothing
+/// of the caller's handlers survives into a restored process.
+pub fn reset_signal_dispositions() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // The kernel's struct sigaction: handler, flags, restorer, mask.
+        // Raw rt_sigaction, because glibc's wrapper refuses its internal
+        // signals 32 and 33.
+        let sa = [0u64; 4];
+        // SAFETY: `sa` is SIG_DFL with no flags and an empty mask; the
+        // kernel only reads it. Invalid numbers fail harmlessly.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                sa.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8,
+            );
+        }
+    }
+}
+
+/// kcmp(2) KCMP_FILE: whether fd `a` of `pid1` and fd `b` of `pid2` are the
+/// same open file description.
+pub fn same_file(pid1: i32, a: i32, pid2: i32, b: i32) -> Result<bool> {
+    const KCMP_FILE: i32 = 0;
+    // SAFETY: integer arguments only.
+    let r = unsafe { libc::syscall(libc::SYS_kcmp, pid1, pid2, KCMP_FILE, a, b) };
+    check(r, "kcmp", format!("pid {pid1} fd {a} / pid {pid2} fd {b}")).map(|r| r == 0)
 }

@@ -12,7 +12,11 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "stasis", version, about = "Transparent checkpoint/restore for Linux processes")]
+#[command(
+    name = "stasis",
+    version,
+    about = "Transparent checkpoint/restore for Linux processes"
+)]
 struct Cli {
     /// More log output (repeat for more); logs go to stderr.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -175,7 +179,8 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
             })
         }
         Cmd::Inspect { dir, json, full } => {
-            inspect::run(&dir, json, full).with_context(|| format!("cannot inspect {}", dir.display()))?;
+            inspect::run(&dir, json, full)
+                .with_context(|| format!("cannot inspect {}", dir.display()))?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Check { json } => {
@@ -188,7 +193,13 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
                 println!("{}", serde_json::Value::Array(v));
             } else {
                 for f in &feats {
-                    let mark = if f.ok { "ok " } else if f.needed { "MISSING" } else { "no " };
+                    let mark = if f.ok {
+                        "ok "
+                    } else if f.needed {
+                        "MISSING"
+                    } else {
+                        "no "
+                    };
                     println!("{mark:7} {:28} {}", f.name, f.detail);
                 }
             }
@@ -203,7 +214,11 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
                     }
                 );
             }
-            Ok(if missing { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if missing {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Cmd::Demo { dir } => demo::run(dir),
         Cmd::DemoCounter => demo::counter(),

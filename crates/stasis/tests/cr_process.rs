@@ -1,48 +1,47 @@
-//! Process-level C/R tests: threads parked in syscalls, signals, timers and
-//! identity (rlimits, umask, personality, prctl state, credentials). Each
-//! workload runs plainly (`plain_*`, validates the workload without the
-//! engine) and through the C/R cycle in every mode (`cr_*`, needs root).
+//! Process-level state across checkpoint/restore: threads blocked in
+//! interrupted syscalls, signal state, timers, identity/attributes.
 //!
-//! NOTE: this file was reconstructed by the harness author from the compiled
-//! test binary after the original was deleted by mistake; the test names,
-//! spawn options and the `plain` helper match the original, comments may not.
+//! `plain_*` run each workload without a checkpoint (READY -> SIGTERM) and
+//! validate the workload itself; `cr_*` run the standard C/R cycle in every
+//! mode (see `common::cr_all_modes`).
 
 mod common;
 
-use common::{assert_same, cr_all_modes, require_root, Spawn, Workload};
-use std::thread::sleep;
+use common::*;
 use std::time::Duration;
 
-/// READY, two snapshots 300 ms apart must match (the state compared by the
-/// C/R cycle is stable on its own), then SIGTERM and PASS.
+/// Runs `name` without a checkpoint: READY, its generic state is stable for
+/// a moment (so before/after snapshots in the C/R cycle are meaningful), and
+/// SIGTERM gives PASS.
 fn plain(name: &str, opts: Spawn) {
     let w = Workload::spawn_c(name, opts);
-    sleep(Duration::from_millis(50));
-    let a = w.snapshot();
-    sleep(Duration::from_millis(300));
-    let b = w.snapshot();
-    assert_same(&a, &b, &format!("plain {name}"));
+    std::thread::sleep(Duration::from_millis(50));
+    let before = w.snapshot();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_same(&before, &w.snapshot(), &format!("plain {name}"));
     if let Err(e) = w.terminate_and_verdict() {
         panic!("plain {name}: {e}");
     }
 }
 
-/// identity with PR_SET_NO_NEW_PRIVS.
-fn nnp() -> Spawn {
-    Spawn {
-        args: vec!["nnp".to_string()],
-        ..Spawn::default()
-    }
-}
-
-/// nobody/nogroup.
 fn nonroot() -> Spawn {
     Spawn {
         uid: Some(65534),
         gid: Some(65534),
-        ..Spawn::default()
+        ..Default::default()
     }
 }
+
+fn nnp() -> Spawn {
+    Spawn {
+        args: vec!["nnp".to_string()],
+        ..Default::default()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Without checkpoint
+// ---------------------------------------------------------------------------
 
 #[test]
 fn plain_syscalls() {
@@ -65,17 +64,22 @@ fn plain_identity() {
 }
 
 #[test]
-fn plain_identity_nnp() {
-    plain("identity", nnp());
-}
-
-#[test]
 fn plain_identity_nonroot() {
+    // Dropping to uid 65534 needs root.
     if !require_root() {
         return;
     }
     plain("identity", nonroot());
 }
+
+#[test]
+fn plain_identity_nnp() {
+    plain("identity", nnp());
+}
+
+// ---------------------------------------------------------------------------
+// Checkpoint/restore
+// ---------------------------------------------------------------------------
 
 #[test]
 fn cr_syscalls() {
@@ -110,17 +114,17 @@ fn cr_identity() {
 }
 
 #[test]
-fn cr_identity_nnp() {
-    if !require_root() {
-        return;
-    }
-    cr_all_modes("identity", nnp());
-}
-
-#[test]
 fn cr_identity_nonroot() {
     if !require_root() {
         return;
     }
     cr_all_modes("identity", nonroot());
+}
+
+#[test]
+fn cr_identity_nnp() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("identity", nnp());
 }

@@ -31,11 +31,23 @@ pub fn dump_vmas(pid: i32, smaps: &[SmapsEntry]) -> Result<Vec<Vma>, DumpError> 
             MapKind::Vdso | MapKind::Vvar | MapKind::VvarVclock | MapKind::Vsyscall
         );
         for (flag, why) in [
-            ("io", "is a VM_IO device mapping, which stasis cannot checkpoint"),
+            (
+                "io",
+                "is a VM_IO device mapping, which stasis cannot checkpoint",
+            ),
             ("pf", "is a raw PFN mapping, which stasis cannot checkpoint"),
-            ("ht", "is hugetlbfs memory, which stasis cannot checkpoint yet"),
-            ("lo", "is mlock()ed, which stasis cannot restore yet; munlock it"),
-            ("sl", "is sealed with mseal(), which stasis cannot restore yet"),
+            (
+                "ht",
+                "is hugetlbfs memory, which stasis cannot checkpoint yet",
+            ),
+            (
+                "lo",
+                "is mlock()ed, which stasis cannot restore yet; munlock it",
+            ),
+            (
+                "sl",
+                "is sealed with mseal(), which stasis cannot restore yet",
+            ),
             ("ss", "is a shadow stack, which stasis cannot restore yet"),
         ] {
             if s.has_flag(flag) && !special {
@@ -88,7 +100,9 @@ pub fn dump_vmas(pid: i32, smaps: &[SmapsEntry]) -> Result<Vec<Vma>, DumpError> 
                     // MAP_SHARED|MAP_ANONYMOUS: restored as new shared anon.
                     vma.name = String::new();
                 } else if m.is_memfd() {
-                    return Err(refuse("is a memfd mapping, which stasis cannot checkpoint yet".into()));
+                    return Err(refuse(
+                        "is a memfd mapping, which stasis cannot checkpoint yet".into(),
+                    ));
                 } else if path.starts_with("/SYSV") {
                     return Err(refuse(
                         "is System V shared memory, which stasis cannot checkpoint yet".into(),
@@ -147,7 +161,10 @@ fn madv_bits(s: &SmapsEntry) -> u32 {
 
 /// The mm fields PR_SET_MM_MAP restores.
 pub fn dump_mm(pid: i32, frozen: &Frozen) -> Result<MmState, DumpError> {
-    let st = procfs::parsed(pid, stasis_proc::parse_stat(&procfs::read_string(pid, "stat")?))?;
+    let st = procfs::parsed(
+        pid,
+        stasis_proc::parse_stat(&procfs::read_string(pid, "stat")?),
+    )?;
     let brk = frozen.call(pid, "brk", libc::SYS_brk, &[0])?;
     Ok(MmState {
         start_code: st.start_code,
@@ -169,14 +186,10 @@ pub fn dump_mm(pid: i32, frozen: &Frozen) -> Result<MmState, DumpError> {
 /// of its executable mappings, for the remote-syscall engine.
 pub fn find_syscall_insn(pid: i32, vmas: &[Vma]) -> Result<(RemoteAddr, u64), DumpError> {
     let mut vdso_hash = 0;
-    let mut candidates: Vec<&Vma> = vmas
-        .iter()
-        .filter(|v| v.name == "[vdso]")
-        .collect();
-    candidates.extend(
-        vmas.iter()
-            .filter(|v| v.prot & libc::PROT_EXEC as u32 != 0 && v.name != "[vdso]" && v.name != "[vsyscall]"),
-    );
+    let mut candidates: Vec<&Vma> = vmas.iter().filter(|v| v.name == "[vdso]").collect();
+    candidates.extend(vmas.iter().filter(|v| {
+        v.prot & libc::PROT_EXEC as u32 != 0 && v.name != "[vdso]" && v.name != "[vsyscall]"
+    }));
     for v in candidates {
         let len = (v.end - v.start).min(1 << 20) as usize;
         let mut buf = vec![0u8; len];
@@ -222,7 +235,9 @@ pub fn dump_pages(
         match kind {
             VmaKind::Anon if is_shared => shared.push(v.clone()),
             VmaKind::Anon => scan_pagemap(pid, &pagemap, v, false, zero, &mut private)?,
-            VmaKind::File if !is_shared => scan_pagemap(pid, &pagemap, v, true, zero, &mut private)?,
+            VmaKind::File if !is_shared => {
+                scan_pagemap(pid, &pagemap, v, true, zero, &mut private)?
+            }
             _ => {}
         }
     }

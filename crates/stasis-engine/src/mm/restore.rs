@@ -72,7 +72,12 @@ pub fn switch_memory(
         t.lcall(
             "rseq(unregister)",
             libc::SYS_rseq,
-            &[rseq.addr, rseq.len as u64, RSEQ_FLAG_UNREGISTER, rseq.sig as u64],
+            &[
+                rseq.addr,
+                rseq.len as u64,
+                RSEQ_FLAG_UNREGISTER,
+                rseq.sig as u64,
+            ],
         )?;
     }
     // 1. Drop the restorer's mappings.
@@ -101,7 +106,9 @@ pub fn switch_memory(
         let shared = v.flags & libc::MAP_SHARED as u32 != 0;
         let keep = v.flags & (libc::MAP_SHARED | libc::MAP_PRIVATE | libc::MAP_GROWSDOWN) as u32;
         let mut prot = v.prot;
-        if has_pages(v, runs) && (prot & libc::PROT_WRITE as u32 == 0 || prot & libc::PROT_READ as u32 == 0) {
+        if has_pages(v, runs)
+            && (prot & libc::PROT_WRITE as u32 == 0 || prot & libc::PROT_READ as u32 == 0)
+        {
             prot |= (libc::PROT_READ | libc::PROT_WRITE) as u32;
             fixups.push(v);
         }
@@ -116,17 +123,26 @@ pub fn switch_memory(
             VmaKind::Anon => (keep | libc::MAP_ANONYMOUS as u32, u64::MAX, 0),
             VmaKind::File => {
                 let w = shared && v.prot & libc::PROT_WRITE as u32 != 0;
-                let fd = files.get(&(v.name.clone(), w)).ok_or_else(|| RestoreError::Failed {
-                    pid: t.pid,
-                    what: format!("no open file for mapping of {}", v.name),
-                })?;
+                let fd = files
+                    .get(&(v.name.clone(), w))
+                    .ok_or_else(|| RestoreError::Failed {
+                        pid: t.pid,
+                        what: format!("no open file for mapping of {}", v.name),
+                    })?;
                 (keep, *fd as u64, v.pgoff)
             }
         };
         let got = t.lcall(
             "mmap",
             libc::SYS_mmap,
-            &[v.start, len, prot as u64, (flags | libc::MAP_FIXED as u32) as u64, fd, off],
+            &[
+                v.start,
+                len,
+                prot as u64,
+                (flags | libc::MAP_FIXED as u32) as u64,
+                fd,
+                off,
+            ],
         )?;
         if got != v.start {
             return Err(RestoreError::Failed {
@@ -136,27 +152,48 @@ pub fn switch_memory(
         }
     }
     if let Some(at) = vdso {
-        t.lcall("arch_prctl(ARCH_MAP_VDSO_64)", libc::SYS_arch_prctl, &[ARCH_MAP_VDSO_64, at])?;
+        t.lcall(
+            "arch_prctl(ARCH_MAP_VDSO_64)",
+            libc::SYS_arch_prctl,
+            &[ARCH_MAP_VDSO_64, at],
+        )?;
     }
     // 3. Pages, straight from the image file.
     fill_pages(t, runs, pages_fd)?;
     // 4. Final protections, advice and names.
     for v in fixups {
-        t.lcall("mprotect", libc::SYS_mprotect, &[v.start, v.end - v.start, v.prot as u64])?;
+        t.lcall(
+            "mprotect",
+            libc::SYS_mprotect,
+            &[v.start, v.end - v.start, v.prot as u64],
+        )?;
     }
     for v in &p.vmas {
-        if matches!(VmaKind::try_from(v.kind), Ok(VmaKind::Vdso | VmaKind::Vsyscall)) {
+        if matches!(
+            VmaKind::try_from(v.kind),
+            Ok(VmaKind::Vdso | VmaKind::Vsyscall)
+        ) {
             continue;
         }
         apply_madvise(t, v)?;
-        if let Some(name) = v.name.strip_prefix("[anon:").and_then(|n| n.strip_suffix(']')) {
+        if let Some(name) = v
+            .name
+            .strip_prefix("[anon:")
+            .and_then(|n| n.strip_suffix(']'))
+        {
             let mut s = name.as_bytes().to_vec();
             s.push(0);
             let at = t.put(0, &s)?;
             t.lcall(
                 "prctl(PR_SET_VMA_ANON_NAME)",
                 libc::SYS_prctl,
-                &[PR_SET_VMA, PR_SET_VMA_ANON_NAME, v.start, v.end - v.start, at],
+                &[
+                    PR_SET_VMA,
+                    PR_SET_VMA_ANON_NAME,
+                    v.start,
+                    v.end - v.start,
+                    at,
+                ],
             )?;
         }
     }
@@ -186,7 +223,10 @@ fn fill_pages(t: &Target, runs: &[PageRun], pages_fd: i32) -> Result<(), Restore
         if n != end - start {
             return Err(RestoreError::Failed {
                 pid: t.pid,
-                what: format!("short read of pages.img at {start}: {n} of {} bytes", end - start),
+                what: format!(
+                    "short read of pages.img at {start}: {n} of {} bytes",
+                    end - start
+                ),
             });
         }
     }
@@ -209,7 +249,10 @@ fn apply_madvise(t: &Target, v: &Vma) -> Result<(), RestoreError> {
         }
         let r = t
             .thread(t.pid)
-            .syscall_raw(libc::SYS_madvise, &[v.start, v.end - v.start, advice as u64])
+            .syscall_raw(
+                libc::SYS_madvise,
+                &[v.start, v.end - v.start, advice as u64],
+            )
             .map_err(|e| RestoreError::Sys {
                 pid: t.pid,
                 step: "madvise".into(),
@@ -218,13 +261,20 @@ fn apply_madvise(t: &Target, v: &Vma) -> Result<(), RestoreError> {
         if r < 0 && strict {
             return Err(RestoreError::Failed {
                 pid: t.pid,
-                what: format!("madvise({advice}) on {:x}-{:x} failed: errno {}", v.start, v.end, -r),
+                what: format!(
+                    "madvise({advice}) on {:x}-{:x} failed: errno {}",
+                    v.start, v.end, -r
+                ),
             });
         }
     }
     for g in v.guards.chunks_exact(2) {
         const MADV_GUARD_INSTALL: u64 = 102;
-        t.lcall("madvise(MADV_GUARD_INSTALL)", libc::SYS_madvise, &[g[0], g[1] - g[0], MADV_GUARD_INSTALL])?;
+        t.lcall(
+            "madvise(MADV_GUARD_INSTALL)",
+            libc::SYS_madvise,
+            &[g[0], g[1] - g[0], MADV_GUARD_INSTALL],
+        )?;
     }
     Ok(())
 }

@@ -30,10 +30,14 @@ pub fn run(plan: &ChildPlan<'_>) -> ! {
     // Die with the restorer until it has attached (EXITKILL then holds).
     util::set_pdeathsig(libc::SIGKILL);
     util::block_all_signals();
+    util::reset_signal_dispositions();
     match setup(plan) {
         Ok(()) => util::exit_now(3),
         Err(msg) => {
-            let _ = util::write_all_raw(plan.helper_base + plan.helpers.len() as RawFd, msg.as_bytes());
+            let _ = util::write_all_raw(
+                plan.helper_base + plan.helpers.len() as RawFd,
+                msg.as_bytes(),
+            );
             let _ = util::write_all_raw(plan.err_fd, msg.as_bytes());
             util::exit_now(1)
         }

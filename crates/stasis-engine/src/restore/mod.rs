@@ -55,7 +55,11 @@ impl Drop for KillGuard {
     }
 }
 
-pub fn restore(dir: &Path, opts: &RestoreOptions, progress: &dyn Progress) -> Result<Restored, RestoreError> {
+pub fn restore(
+    dir: &Path,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<Restored, RestoreError> {
     let t0 = std::time::Instant::now();
     progress.phase("validating", 0);
     let image = img::read_core(dir)?;
@@ -119,7 +123,9 @@ pub fn restore(dir: &Path, opts: &RestoreOptions, progress: &dyn Progress) -> Re
     drop(err_w);
     let mut guard = KillGuard(Some(pid));
     match ptrace::wait(pid).rst_ctx(pid, "wait for the new process")? {
-        ptrace::Stop::Stopped { sig: libc::SIGSTOP, .. } => {}
+        ptrace::Stop::Stopped {
+            sig: libc::SIGSTOP, ..
+        } => {}
         other => {
             let mut buf = vec![0u8; 4096];
             let n = util::read_raw(err_r.as_raw_fd(), &mut buf).unwrap_or(0);
@@ -134,12 +140,11 @@ pub fn restore(dir: &Path, opts: &RestoreOptions, progress: &dyn Progress) -> Re
             });
         }
     }
-    ptrace::set_options(
-        pid,
-        libc::PTRACE_O_TRACECLONE | libc::PTRACE_O_EXITKILL,
-    )
-    .rst_ctx(pid, "set ptrace options")?;
-    let xs = ptrace::get_xstate(pid).rst_ctx(pid, "probe FPU state size")?.len();
+    ptrace::set_options(pid, libc::PTRACE_O_TRACECLONE | libc::PTRACE_O_EXITKILL)
+        .rst_ctx(pid, "set ptrace options")?;
+    let xs = ptrace::get_xstate(pid)
+        .rst_ctx(pid, "probe FPU state size")?
+        .len();
     if let Some(th) = p.threads.iter().find(|th| th.xstate.len() != xs) {
         return Err(RestoreError::Refused(format!(
             "pid {pid}: the image's FPU state is {} bytes, this CPU's is {xs}; restore on the same kind of CPU",
@@ -153,19 +158,31 @@ pub fn restore(dir: &Path, opts: &RestoreOptions, progress: &dyn Progress) -> Re
         scratch_len: trampoline::TRAMP_SIZE - trampoline::CODE_SIZE,
     };
     progress.phase("memory", 0);
-    mm::restore::switch_memory(&t, p, runs, helper_base, &file_fds, (tramp, tramp + trampoline::TRAMP_SIZE))?;
+    mm::restore::switch_memory(
+        &t,
+        p,
+        runs,
+        helper_base,
+        &file_fds,
+        (tramp, tramp + trampoline::TRAMP_SIZE),
+    )?;
     mm::restore::set_mm(&t, p, exe_fd)?;
     progress.phase("signals and timers", 0);
     signals::restore_sigactions(&t, &p.sigactions)?;
     timers::restore_itimers(&t, &p.itimers)?;
-    timers::restore_posix_timers(&t, &p.posix_timers)?;
     progress.phase("threads", 0);
     threads::create_threads(&t, &p.threads)?;
+    // After the threads: a timer may notify one of them (SIGEV_THREAD_ID).
+    timers::restore_posix_timers(&t, &p.posix_timers)?;
     for th in &p.threads {
         threads::restore_thread_state(&t, th)?;
     }
     signals::restore_shared_pending(&t, &p.shared_pending)?;
-    t.lcall("close_range", libc::SYS_close_range, &[helper_base as u64, u32::MAX as u64, 0])?;
+    t.lcall(
+        "close_range",
+        libc::SYS_close_range,
+        &[helper_base as u64, u32::MAX as u64, 0],
+    )?;
     if let Some(c) = &p.creds {
         for th in &p.threads {
             identity::restore_creds(&t, th.tid as i32, c, p.no_new_privs)?;
@@ -209,7 +226,9 @@ fn unsafe_fork(pid: i32) -> Result<i32, RestoreError> {
     let r = unsafe { stasis_sys::clone::fork_with_pid(pid, libc::SIGCHLD) };
     r.map_err(|e| {
         if e.errno() == Some(libc::EEXIST) {
-            RestoreError::Refused(format!("pid {pid} is in use; stop that process or restore elsewhere"))
+            RestoreError::Refused(format!(
+                "pid {pid} is in use; stop that process or restore elsewhere"
+            ))
         } else {
             RestoreError::Sys {
                 pid,
@@ -234,7 +253,11 @@ pub fn validate(image: &Image, opts: &RestoreOptions) -> Result<(), RestoreError
     let inv = &image.inventory;
     let refuse = |s: String| Err(RestoreError::Refused(s));
     if inv.arch != std::env::consts::ARCH {
-        return refuse(format!("image is for {}, this machine is {}", inv.arch, std::env::consts::ARCH));
+        return refuse(format!(
+            "image is for {}, this machine is {}",
+            inv.arch,
+            std::env::consts::ARCH
+        ));
     }
     if image.processes.len() != 1 {
         return refuse(format!(
@@ -249,7 +272,9 @@ pub fn validate(image: &Image, opts: &RestoreOptions) -> Result<(), RestoreError
     for p in &image.processes {
         let pid = p.pid as i32;
         if std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            return refuse(format!("pid {pid} is in use; stop that process or restore elsewhere"));
+            return refuse(format!(
+                "pid {pid} is in use; stop that process or restore elsewhere"
+            ));
         }
         for th in &p.threads {
             if std::path::Path::new(&format!("/proc/{}", th.tid)).exists() {
@@ -257,12 +282,26 @@ pub fn validate(image: &Image, opts: &RestoreOptions) -> Result<(), RestoreError
             }
         }
         // vDSO: same code and same layout, or refuse.
-        let vd: Vec<_> = p.vmas.iter().filter(|v| v.kind == VmaKind::Vdso as i32).collect();
+        let vd: Vec<_> = p
+            .vmas
+            .iter()
+            .filter(|v| v.kind == VmaKind::Vdso as i32)
+            .collect();
         if !vd.is_empty() {
-            let base = vd.iter().find(|v| v.name == "[vdso]").map(|v| v.start).unwrap_or(0);
+            let base = vd
+                .iter()
+                .find(|v| v.name == "[vdso]")
+                .map(|v| v.start)
+                .unwrap_or(0);
             let layout: Vec<(String, i64, u64)> = vd
                 .iter()
-                .map(|v| (v.name.clone(), v.start as i64 - base as i64, v.end - v.start))
+                .map(|v| {
+                    (
+                        v.name.clone(),
+                        v.start as i64 - base as i64,
+                        v.end - v.start,
+                    )
+                })
                 .collect();
             if layout != ours.0 || inv.vdso_hash != ours.1 {
                 return refuse(format!(
@@ -277,7 +316,15 @@ pub fn validate(image: &Image, opts: &RestoreOptions) -> Result<(), RestoreError
             if v.kind != VmaKind::File as i32 {
                 continue;
             }
-            check_same_file(pid, &v.name, v.file.as_ref())?;
+            // A shared writable mapping writes its file: it may have
+            // changed (through this very process); it must only exist.
+            let writes_file =
+                v.flags & libc::MAP_SHARED as u32 != 0 && v.prot & libc::PROT_WRITE as u32 != 0;
+            check_same_file(
+                pid,
+                &v.name,
+                if writes_file { None } else { v.file.as_ref() },
+            )?;
         }
         check_same_file(pid, &p.exe_path, p.exe_id.as_ref())?;
         if let Some(c) = &p.creds {
@@ -322,12 +369,21 @@ fn own_vdso() -> Result<(Vec<(String, i64, u64)>, u64), RestoreError> {
         return Ok((Vec::new(), 0));
     };
     let mut buf = vec![0u8; (v.end - v.start) as usize];
-    stasis_sys::mem::read(std::process::id() as i32, stasis_sys::RemoteAddr(v.start), &mut buf)
-        .rst_ctx(0, "read own vDSO")?;
+    stasis_sys::mem::read(
+        std::process::id() as i32,
+        stasis_sys::RemoteAddr(v.start),
+        &mut buf,
+    )
+    .rst_ctx(0, "read own vDSO")?;
     let layout = vd
         .iter()
-        .map(|m| (m.path.clone(), m.start as i64 - v.start as i64, m.end - m.start))
+        .map(|m| {
+            (
+                m.path.clone(),
+                m.start as i64 - v.start as i64,
+                m.end - m.start,
+            )
+        })
         .collect();
     Ok((layout, xxhash_rust::xxh3::xxh3_64(&buf)))
 }
-

@@ -43,7 +43,10 @@ impl Target {
 
     /// Copies `data` into scratch memory at `off` and returns its address.
     pub fn put(&self, off: u64, data: &[u8]) -> Result<u64, RestoreError> {
-        assert!(off + data.len() as u64 <= self.scratch_len, "scratch overflow");
+        assert!(
+            off + data.len() as u64 <= self.scratch_len,
+            "scratch overflow"
+        );
         let at = self.scratch.offset(off);
         mem::write(self.pid, at, data).rst_ctx(self.pid, "write scratch")?;
         Ok(at.0)

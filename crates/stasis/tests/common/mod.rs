@@ -495,16 +495,20 @@ impl Workload {
     }
 
     /// Generic state of the process, for before/after comparison. Take it
-    /// while the workload is quiescent (after READY).
+    /// while the workload is quiescent (after READY). The offsets of
+    /// stdout/stderr (the workload's own log, which it may append to after a
+    /// restore) are not compared.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot::take(self.pid).unwrap_or_else(|e| {
-            panic!(
-                "snapshot of pid {} ({}) failed: {e}; log:\n{}",
-                self.pid,
-                self.what,
-                self.log()
-            )
-        })
+        Snapshot::take(self.pid)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "snapshot of pid {} ({}) failed: {e}; log:\n{}",
+                    self.pid,
+                    self.what,
+                    self.log()
+                )
+            })
+            .without_pos(&[1, 2])
     }
 
     /// Sends SIGTERM, waits for exit, then requires a `PASS` line printed in
