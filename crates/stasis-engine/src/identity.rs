@@ -210,7 +210,7 @@ pub fn restore_creds(t: &Target, tid: i32, c: &Creds, nnp: bool) -> Result<(), R
 
 /// Process-wide prctl state, set after the credentials (a uid change
 /// resets dumpable and the parent-death signal).
-pub fn restore_prctls(t: &Target, p: &Process, keep_pdeathsig: bool) -> Result<(), RestoreError> {
+pub fn restore_prctls(t: &Target, p: &Process) -> Result<(), RestoreError> {
     t.lcall(
         "prctl(PR_SET_DUMPABLE)",
         libc::SYS_prctl,
@@ -223,15 +223,10 @@ pub fn restore_prctls(t: &Target, p: &Process, keep_pdeathsig: bool) -> Result<(
             &[PR_SET_CHILD_SUBREAPER, 1],
         )?;
     }
-    let sig = if keep_pdeathsig {
-        p.pdeathsig as u64
-    } else {
-        0
-    };
     t.lcall(
         "prctl(PR_SET_PDEATHSIG)",
         libc::SYS_prctl,
-        &[PR_SET_PDEATHSIG, sig],
+        &[PR_SET_PDEATHSIG, p.pdeathsig as u64],
     )?;
     Ok(())
 }

@@ -23,16 +23,24 @@ pub const CLONE_ARGS_SIZE: usize = std::mem::size_of::<CloneArgs>();
 
 /// Forks the calling process so that the child gets exactly `pid` in our
 /// PID namespace. Returns 0 in the child and the child's pid in the parent,
-/// like fork(2).
+/// like fork(2). With `sibling`, the child is created as a child of our
+/// own parent (CLONE_PARENT), so it outlives us without being reparented.
 ///
 /// # Safety
 /// Like fork(2): the caller must be single-threaded, because the child gets
 /// a copy of only the calling thread, and must only do what is safe after a
 /// fork in the child.
-pub unsafe fn fork_with_pid(pid: i32, exit_signal: i32) -> Result<i32> {
+pub unsafe fn fork_with_pid(pid: i32, exit_signal: i32, sibling: bool) -> Result<i32> {
     let tids = [pid];
     let args = CloneArgs {
-        exit_signal: exit_signal as u64,
+        // CLONE_PARENT: the child becomes our sibling (a child of our
+        // parent), which then also gets its exit signal.
+        flags: if sibling {
+            libc::CLONE_PARENT as u64
+        } else {
+            0
+        },
+        exit_signal: if sibling { 0 } else { exit_signal as u64 },
         set_tid: tids.as_ptr() as u64,
         set_tid_size: 1,
         ..Default::default()

@@ -2,13 +2,15 @@
 //! before the restorer takes it over with ptrace. It only touches the new
 //! process: session, descriptors, cwd/root, umask, personality, rlimits,
 //! and the trampoline page. On failure it writes the reason to the error
-//! pipe and exits; on success it stops itself for the tracer and never
-//! runs again as this code (the restorer replaces its registers).
+//! pipe and exits; on success it writes one zero byte there and blocks on
+//! a pipe until the restorer seizes it with ptrace and replaces its
+//! registers, so it never runs as this code again. If the restorer dies
+//! first, the pipe reads EOF and the child exits.
 
 use std::os::fd::RawFd;
 
 use stasis_image::{Pipe, Process};
-use stasis_sys::{ptrace, util};
+use stasis_sys::util;
 
 use crate::{files, identity, trampoline};
 
@@ -22,17 +24,18 @@ pub struct ChildPlan<'a> {
     pub helpers: Vec<(String, i32)>,
     pub helper_base: RawFd,
     pub err_fd: RawFd,
+    /// Read end of a pipe the restorer never writes: the child blocks on
+    /// it until the restorer seizes it, and sees EOF if the restorer dies.
+    pub block_fd: RawFd,
     pub tramp_addr: u64,
 }
 
 /// Runs in the child; never returns.
 pub fn run(plan: &ChildPlan<'_>) -> ! {
-    // Die with the restorer until it has attached (EXITKILL then holds).
-    util::set_pdeathsig(libc::SIGKILL);
     util::block_all_signals();
     util::reset_signal_dispositions();
     match setup(plan) {
-        Ok(()) => util::exit_now(3),
+        Ok(()) => util::exit_now(3), // the restorer is gone
         Err(msg) => {
             let _ = util::write_all_raw(
                 plan.helper_base + plan.helpers.len() as RawFd,
@@ -53,6 +56,8 @@ fn setup(plan: &ChildPlan<'_>) -> Result<(), String> {
     let err_at = plan.helper_base + plan.helpers.len() as RawFd;
     util::dup_to(plan.err_fd, err_at, true).map_err(|e| e.to_string())?;
     let err_fd = err_at;
+    let block_at = err_at + 1;
+    util::dup_to(plan.block_fd, block_at, true).map_err(|e| e.to_string())?;
     for (i, (path, flags)) in plan.helpers.iter().enumerate() {
         let fd = util::open_raw(path, *flags | libc::O_CLOEXEC)
             .map_err(|e| format!("cannot open {path}: {e}"))?;
@@ -61,7 +66,7 @@ fn setup(plan: &ChildPlan<'_>) -> Result<(), String> {
             util::close_raw(fd);
         }
     }
-    let scratch_base = err_fd + 1;
+    let scratch_base = block_at + 1;
     files::restore_in_child(p, plan.pipes, plan.tty.as_deref(), scratch_base)?;
     // Close whatever the restorer's fork left below the helpers.
     let mut keep: Vec<RawFd> = p.fds.iter().map(|f| f.fd).collect();
@@ -80,7 +85,9 @@ fn setup(plan: &ChildPlan<'_>) -> Result<(), String> {
     identity::apply_in_child(p)?;
     util::map_trampoline(plan.tramp_addr, trampoline::TRAMP_SIZE, &trampoline::CODE)
         .map_err(|e| e.to_string())?;
-    ptrace::traceme().map_err(|e| e.to_string())?;
-    util::stop_self();
-    Err("the restorer did not take over the new process".into())
+    util::write_all_raw(err_fd, &[0]).map_err(|e| e.to_string())?;
+    let mut b = [0u8; 1];
+    let _ = util::read_raw(block_at, &mut b);
+    // Reached only if the restorer went away without taking us over.
+    Ok(())
 }

@@ -101,6 +101,7 @@ pub fn restore(
     let tramp = trampoline::find_hole(&p.vmas)?;
     let tty = if opts.shell_job { own_tty() } else { None };
     let (err_r, err_w) = util::pipe().rst_ctx(pid, "pipe")?;
+    let (block_r, block_w) = util::pipe().rst_ctx(pid, "pipe")?;
     let plan = child::ChildPlan {
         process: p,
         pipes: &image.pipes,
@@ -109,6 +110,7 @@ pub fn restore(
         helpers,
         helper_base,
         err_fd: err_w.as_raw_fd(),
+        block_fd: block_r.as_raw_fd(),
         tramp_addr: tramp,
     };
 
@@ -116,32 +118,40 @@ pub fn restore(
     // SAFETY: stasis restore is single-threaded here (no progress thread
     // has been started; the CLI draws without a ticker), and the child
     // only runs `child::run`, which exits or is taken over.
-    let forked = unsafe_fork(pid)?;
+    // With -d the process becomes a child of our caller (CLONE_PARENT),
+    // not of this short-lived restorer: it is not reparented when we exit,
+    // and its parent-death signal keeps its meaning.
+    let forked = unsafe_fork(pid, opts.detach)?;
     if forked == 0 {
         child::run(&plan);
     }
     drop(err_w);
+    drop(block_r);
     let mut guard = KillGuard(Some(pid));
+    let mut buf = vec![0u8; 4096];
+    let n = util::read_raw(err_r.as_raw_fd(), &mut buf).unwrap_or(0);
+    if n != 1 || buf[0] != 0 {
+        return Err(RestoreError::Failed {
+            pid,
+            what: if n > 0 {
+                String::from_utf8_lossy(&buf[..n]).into_owned()
+            } else {
+                "the new process ended before it was set up".into()
+            },
+        });
+    }
+    ptrace::seize(pid, libc::PTRACE_O_TRACECLONE | libc::PTRACE_O_EXITKILL)
+        .rst_ctx(pid, "seize the new process")?;
+    ptrace::interrupt(pid).rst_ctx(pid, "interrupt the new process")?;
     match ptrace::wait(pid).rst_ctx(pid, "wait for the new process")? {
-        ptrace::Stop::Stopped {
-            sig: libc::SIGSTOP, ..
-        } => {}
+        ptrace::Stop::Stopped { .. } => {}
         other => {
-            let mut buf = vec![0u8; 4096];
-            let n = util::read_raw(err_r.as_raw_fd(), &mut buf).unwrap_or(0);
-            guard.0 = None;
             return Err(RestoreError::Failed {
                 pid,
-                what: if n > 0 {
-                    String::from_utf8_lossy(&buf[..n]).into_owned()
-                } else {
-                    format!("the new process ended early: {other:?}")
-                },
-            });
+                what: format!("the new process ended early: {other:?}"),
+            })
         }
     }
-    ptrace::set_options(pid, libc::PTRACE_O_TRACECLONE | libc::PTRACE_O_EXITKILL)
-        .rst_ctx(pid, "set ptrace options")?;
     let xs = ptrace::get_xstate(pid)
         .rst_ctx(pid, "probe FPU state size")?
         .len();
@@ -188,7 +198,7 @@ pub fn restore(
             identity::restore_creds(&t, th.tid as i32, c, p.no_new_privs)?;
         }
     }
-    identity::restore_prctls(&t, p, !opts.detach)?;
+    identity::restore_prctls(&t, p)?;
     if fault_point("restore-before-resume") {
         return Err(RestoreError::Injected("restore-before-resume"));
     }
@@ -207,6 +217,7 @@ pub fn restore(
         ptrace::detach(th.tid as i32, 0).rst_ctx(pid, "detach")?;
     }
     guard.0 = None;
+    drop(block_w);
     let total_ms = t0.elapsed().as_secs_f64() * 1e3;
     let exit_code = if opts.detach {
         None
@@ -220,10 +231,10 @@ pub fn restore(
     })
 }
 
-fn unsafe_fork(pid: i32) -> Result<i32, RestoreError> {
+fn unsafe_fork(pid: i32, sibling: bool) -> Result<i32, RestoreError> {
     // SAFETY: see the caller: single-threaded, and the child runs only
     // code that is fine after fork.
-    let r = unsafe { stasis_sys::clone::fork_with_pid(pid, libc::SIGCHLD) };
+    let r = unsafe { stasis_sys::clone::fork_with_pid(pid, libc::SIGCHLD, sibling) };
     r.map_err(|e| {
         if e.errno() == Some(libc::EEXIST) {
             RestoreError::Refused(format!(

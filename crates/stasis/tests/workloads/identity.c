@@ -135,7 +135,6 @@ struct state {
 	char comm[17];
 	struct blob proc_comm;
 	int pdeathsig;
-	pid_t ppid;
 	int nnp;
 	int dumpable;
 	struct blob cmdline, environ_, auxv;
@@ -227,7 +226,6 @@ static void capture(struct state *st)
 	prctl(PR_GET_NAME, st->comm);
 	st->proc_comm = read_file("/proc/self/comm");
 	prctl(PR_GET_PDEATHSIG, &st->pdeathsig);
-	st->ppid = getppid();
 	st->nnp = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0);
 	st->dumpable = prctl(PR_GET_DUMPABLE);
 	st->cmdline = read_file("/proc/self/cmdline");
@@ -312,13 +310,7 @@ static void compare(const struct state *a, const struct state *b)
 	if (strcmp(a->comm, b->comm))
 		bad("PR_GET_NAME: '%s', expected '%s'", b->comm, a->comm);
 	cmp_blob("/proc/self/comm", &a->proc_comm, &b->proc_comm);
-	/* A restorer that detaches is not our parent any more; like CRIU,
-	 * stasis then does not re-arm the parent-death signal of the root
-	 * (it would fire as the restorer exits). Only then is 0 accepted. */
-	if (a->ppid != b->ppid && b->pdeathsig == 0)
-		say("note: pdeathsig cleared: parent changed from %d to %d", (int)a->ppid, (int)b->ppid);
-	else
-		CMPI("pdeathsig", a->pdeathsig, b->pdeathsig);
+	CMPI("pdeathsig", a->pdeathsig, b->pdeathsig);
 	CMPI("no_new_privs", a->nnp, b->nnp);
 	cmp_blob("/proc/self/cmdline", &a->cmdline, &b->cmdline);
 	cmp_blob("/proc/self/environ", &a->environ_, &b->environ_);
