@@ -114,8 +114,8 @@ pub fn dump_fds(pid: i32, shell_job: bool) -> Result<(Vec<Fd>, Vec<Pipe>), DumpE
                 ));
             }
             pipe_modes.entry(ino).or_default().insert(mode);
-            if !pipes.contains_key(&ino) {
-                pipes.insert(ino, dump_pipe(pid, n, mode, ino)?);
+            if let std::collections::btree_map::Entry::Vacant(e) = pipes.entry(ino) {
+                e.insert(dump_pipe(pid, n, mode, ino)?);
             }
             fds.push(fd);
             continue;

@@ -12,6 +12,9 @@ use anyhow::{bail, Context, Result};
 /// The demo workload: a counter in memory, printed every 200 ms.
 pub fn counter() -> Result<ExitCode> {
     let _ = nix::unistd::setsid();
+    // Drop whatever the launcher leaked to us (a pipe shared with a process
+    // outside the dump would make the dump refuse, rightly).
+    let _ = stasis_sys::util::close_range(3, u32::MAX);
     let pid = std::process::id();
     let mut n: u64 = 0;
     let mut out = std::io::stdout();

@@ -286,7 +286,12 @@ fn scan_pagemap(
             let wanted = if e.swapped() {
                 true
             } else if e.present() {
-                !e.file_or_shared() && !(zero.is_some() && Some(e.pfn()) == zero && !file_backed)
+                {
+                    // Anonymous, but not the shared zero page (a read of
+                    // untouched memory): that stays untouched.
+                    let zero_page = zero.is_some() && Some(e.pfn()) == zero && !file_backed;
+                    !e.file_or_shared() && !zero_page
+                }
             } else {
                 false
             };

@@ -49,8 +49,14 @@ struct KillGuard(Option<i32>);
 impl Drop for KillGuard {
     fn drop(&mut self) {
         if let Some(pid) = self.0 {
+            let tids = crate::freeze::list_tids(pid).unwrap_or_default();
             let _ = util::kill(pid, libc::SIGKILL);
-            let _ = util::wait_exit(pid);
+            // We trace every thread: reap the others first, or the
+            // leader's exit is never reported.
+            for tid in tids.iter().filter(|t| **t != pid) {
+                let _ = ptrace::wait(*tid);
+            }
+            let _ = ptrace::wait(pid);
         }
     }
 }
@@ -81,8 +87,8 @@ pub fn restore(
         .unwrap_or(&[]);
 
     // Plan the descriptors of the new process.
-    if let Ok((_, hard)) = util::getrlimit(libc::RLIMIT_NOFILE as u32) {
-        let _ = util::setrlimit(libc::RLIMIT_NOFILE as u32, hard, hard);
+    if let Ok((_, hard)) = util::getrlimit(libc::RLIMIT_NOFILE) {
+        let _ = util::setrlimit(libc::RLIMIT_NOFILE, hard, hard);
     }
     let max_fd = p.fds.iter().map(|f| f.fd).max().unwrap_or(2).max(2);
     let helper_base: RawFd = max_fd + 1;

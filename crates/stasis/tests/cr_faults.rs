@@ -1,0 +1,159 @@
+//! Refusals and injected failures. A refused or failed dump must leave the
+//! target running and unchanged; a restore that fails after creating the
+//! process must leave nothing behind (the pid is free again, so a second
+//! restore of the same image works). Needs root.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{require_root, restore, wait_exit, Spawn, Workload};
+
+/// Runs stasis with `STASIS_FAIL_AT=point`.
+fn stasis_failing_at(point: &str, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
+        .args(args)
+        .env("STASIS_FAIL_AT", point)
+        .output()
+        .expect("run stasis");
+    eprintln!(
+        "$ STASIS_FAIL_AT={point} stasis {} -> {}\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn refused_dump_leaves_target_alone(kind: &str, expect: &str) {
+    if !require_root() {
+        return;
+    }
+    let w = Workload::spawn_c(
+        "refuse",
+        Spawn {
+            args: vec![kind.into()],
+            ..Default::default()
+        },
+    );
+    let before = w.snapshot();
+    let img = w.dir.join("img");
+    let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
+        .args([
+            "dump",
+            "-t",
+            &w.pid.to_string(),
+            "-D",
+            img.to_str().unwrap(),
+        ])
+        .output()
+        .expect("run stasis");
+    let err = stderr(&out);
+    assert!(!out.status.success(), "dump of a {kind} holder must fail");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(
+        line.contains(&format!("pid {}", w.pid)) && line.contains(expect),
+        "error must name the pid and say '{expect}': {err}"
+    );
+    assert!(
+        !img.join("core.img").exists(),
+        "a refused dump must not leave an image"
+    );
+    assert!(w.is_running(), "the target must keep running");
+    let diff = before.diff(&w.snapshot());
+    assert!(
+        diff.is_empty(),
+        "target changed by a refused dump: {diff:?}"
+    );
+    w.terminate_and_verdict()
+        .expect("target works after a refused dump");
+}
+
+#[test]
+fn refuse_socket() {
+    refused_dump_leaves_target_alone("socket", "is a socket");
+}
+
+#[test]
+fn refuse_eventfd() {
+    refused_dump_leaves_target_alone("eventfd", "eventfd");
+}
+
+#[test]
+fn refuse_io_uring() {
+    refused_dump_leaves_target_alone("io_uring", "io_uring");
+}
+
+/// A dump that fails after everything was collected (just before the image
+/// is written) leaves the target running and correct.
+#[test]
+fn dump_failure_leaves_target_running() {
+    if !require_root() {
+        return;
+    }
+    let w = Workload::spawn_c("threads", Spawn::default());
+    let before = w.snapshot();
+    let img = w.dir.join("img");
+    let out = stasis_failing_at(
+        "dump-before-write",
+        &[
+            "dump",
+            "-t",
+            &w.pid.to_string(),
+            "-D",
+            img.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("dump-before-write"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!img.join("core.img").exists());
+    assert!(w.is_running());
+    let diff = before.diff(&w.snapshot());
+    assert!(diff.is_empty(), "target changed by a failed dump: {diff:?}");
+    w.terminate_and_verdict()
+        .expect("target works after a failed dump");
+}
+
+fn restore_failure_leaves_nothing(point: &str) {
+    if !require_root() {
+        return;
+    }
+    let w = Workload::spawn_c("threads", Spawn::default());
+    let img = w.dir.join("img");
+    common::dump(&w, &img, &[]);
+    w.wait_gone();
+    let out = stasis_failing_at(point, &["restore", "-D", img.to_str().unwrap(), "-d"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(point), "{}", stderr(&out));
+    // The half-restored process was killed (a zombie of ours at most).
+    wait_exit(w.pid, Duration::from_secs(10), false)
+        .unwrap_or_else(|e| panic!("half-restored pid {} left behind: {e}", w.pid));
+    assert!(!Path::new(&format!("/proc/{}", w.pid)).exists());
+    // Nothing was left behind: the same image restores.
+    restore(&img, &[]);
+    w.terminate_and_verdict()
+        .expect("restore after a failed restore");
+}
+
+#[test]
+fn restore_failure_before_fork() {
+    restore_failure_leaves_nothing("restore-before-fork");
+}
+
+#[test]
+fn restore_failure_before_resume() {
+    restore_failure_leaves_nothing("restore-before-resume");
+}
