@@ -85,7 +85,14 @@ pub fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
         &stasis_engine::DumpOptions::default(),
         &stasis_engine::NoProgress,
     )?;
-    child.wait()?;
+    // Reap it (the dump, as its tracer, may already have).
+    let _ = child.wait();
+    let t = Instant::now();
+    while std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && t.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let last = lines(&log).last().cloned().unwrap_or_default();
     println!(
         "   dumped in {:.1} ms ({} of memory); /proc/{pid} exists: {}; last line: {last}",

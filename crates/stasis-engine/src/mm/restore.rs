@@ -301,7 +301,18 @@ pub fn set_mm(t: &Target, p: &Process, exe_fd: i32) -> Result<(), RestoreError> 
         auxv_at,
     ]);
     b.extend_from_slice(&(mm.auxv.len() as u32).to_ne_bytes());
-    b.extend_from_slice(&(exe_fd as u32).to_ne_bytes());
+    // The fork's exe is the restorer's. If that is already the image's
+    // exe (restoring a stasis process, e.g. the demo), leave it: the
+    // kernel refuses to replace an exe that is still mapped (EBUSY).
+    let same_exe = match (
+        nix::sys::stat::stat("/proc/self/exe"),
+        nix::sys::stat::stat(p.exe_path.as_str()),
+    ) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
+    };
+    let exe_fd = if same_exe { u32::MAX } else { exe_fd as u32 };
+    b.extend_from_slice(&exe_fd.to_ne_bytes());
     let at = t.put(0, &b)?;
     t.lcall(
         "prctl(PR_SET_MM_MAP)",
