@@ -479,21 +479,7 @@ pub fn ptrace_child() -> Result<PtraceReport> {
 // ---------------------------------------------------------------------------
 // clone3 with set_tid.
 
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
+use crate::clone::CloneArgs;
 
 /// Creates a child with clone3 whose pid is `pid` (set_tid); the child
 /// exits at once and is reaped. Returns the pid the kernel gave it.
