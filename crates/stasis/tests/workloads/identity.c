@@ -35,7 +35,6 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,30 +49,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-static void say(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
-
-static int fails;
-static char first_fail[512];
-
-static void bad(const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	say("BAD: %s", buf);
-	if (!fails++)
-		snprintf(first_fail, sizeof first_fail, "%s", buf);
-}
+#include "wlx.h"
 
 struct blob {
 	char *p;
@@ -110,18 +86,18 @@ static struct blob read_file(const char *path)
 static void cmp_blob(const char *what, const struct blob *a, const struct blob *b)
 {
 	if (a->err || b->err) {
-		bad("%s: read error before=%s after=%s", what, a->err ? strerror(a->err) : "ok",
-		    b->err ? strerror(b->err) : "ok");
+		wl_bad("%s: read error before=%s after=%s", what, a->err ? strerror(a->err) : "ok",
+		       b->err ? strerror(b->err) : "ok");
 		return;
 	}
 	if (a->n != b->n || memcmp(a->p, b->p, a->n)) {
 		size_t i = 0;
 		while (i < a->n && i < b->n && a->p[i] == b->p[i])
 			i++;
-		bad("%s differs: %zu bytes before, %zu after, first difference at offset %zu", what, a->n, b->n, i);
+		wl_bad("%s differs: %zu bytes before, %zu after, first difference at offset %zu", what, a->n, b->n, i);
 		return;
 	}
-	say("%s ok (%zu bytes)", what, a->n);
+	wl_say("%s ok (%zu bytes)", what, a->n);
 }
 
 #define NSTATF 52
@@ -278,13 +254,13 @@ static const char *rlim_name(int r)
 	return r < (int)(sizeof n / sizeof n[0]) ? n[r] : "?";
 }
 
-#define CMPI(what, a, b)                                                                                     \
-	do {                                                                                                 \
-		if ((unsigned long long)(a) != (unsigned long long)(b))                                      \
-			bad("%s: %llu (0x%llx) now, expected %llu (0x%llx)", what, (unsigned long long)(b),  \
-			    (unsigned long long)(b), (unsigned long long)(a), (unsigned long long)(a));      \
-		else                                                                                         \
-			say("%s ok: %llu (0x%llx)", what, (unsigned long long)(a), (unsigned long long)(a)); \
+#define CMPI(what, a, b)                                                                                        \
+	do {                                                                                                    \
+		if ((unsigned long long)(a) != (unsigned long long)(b))                                         \
+			wl_bad("%s: %llu (0x%llx) now, expected %llu (0x%llx)", what, (unsigned long long)(b),  \
+			       (unsigned long long)(b), (unsigned long long)(a), (unsigned long long)(a));      \
+		else                                                                                            \
+			wl_say("%s ok: %llu (0x%llx)", what, (unsigned long long)(a), (unsigned long long)(a)); \
 	} while (0)
 
 static void compare(const struct state *a, const struct state *b)
@@ -292,23 +268,23 @@ static void compare(const struct state *a, const struct state *b)
 	char what[64];
 	for (int r = 0; r < RLIM_NLIMITS; r++) {
 		if (a->rl[r].rlim_cur != b->rl[r].rlim_cur || a->rl[r].rlim_max != b->rl[r].rlim_max)
-			bad("RLIMIT_%s: %llu/%llu now, expected %llu/%llu", rlim_name(r),
-			    (unsigned long long)b->rl[r].rlim_cur, (unsigned long long)b->rl[r].rlim_max,
-			    (unsigned long long)a->rl[r].rlim_cur, (unsigned long long)a->rl[r].rlim_max);
+			wl_bad("RLIMIT_%s: %llu/%llu now, expected %llu/%llu", rlim_name(r),
+			       (unsigned long long)b->rl[r].rlim_cur, (unsigned long long)b->rl[r].rlim_max,
+			       (unsigned long long)a->rl[r].rlim_cur, (unsigned long long)a->rl[r].rlim_max);
 	}
-	say("rlimits compared (%d)", RLIM_NLIMITS);
+	wl_say("rlimits compared (%d)", RLIM_NLIMITS);
 	if (a->umask_v != b->umask_v)
-		bad("umask: %04o now, expected %04o", b->umask_v, a->umask_v);
+		wl_bad("umask: %04o now, expected %04o", b->umask_v, a->umask_v);
 	else
-		say("umask ok: %04o", a->umask_v);
+		wl_say("umask ok: %04o", a->umask_v);
 	if (strcmp(a->cwd, b->cwd) || a->cwd_dev != b->cwd_dev || a->cwd_ino != b->cwd_ino)
-		bad("cwd: '%s' (ino %lu) now, expected '%s' (ino %lu)", b->cwd, (unsigned long)b->cwd_ino, a->cwd,
-		    (unsigned long)a->cwd_ino);
+		wl_bad("cwd: '%s' (ino %lu) now, expected '%s' (ino %lu)", b->cwd, (unsigned long)b->cwd_ino, a->cwd,
+		       (unsigned long)a->cwd_ino);
 	else
-		say("cwd ok: %s", a->cwd);
+		wl_say("cwd ok: %s", a->cwd);
 	CMPI("personality", a->pers, b->pers);
 	if (strcmp(a->comm, b->comm))
-		bad("PR_GET_NAME: '%s', expected '%s'", b->comm, a->comm);
+		wl_bad("PR_GET_NAME: '%s', expected '%s'", b->comm, a->comm);
 	cmp_blob("/proc/self/comm", &a->proc_comm, &b->proc_comm);
 	CMPI("pdeathsig", a->pdeathsig, b->pdeathsig);
 	CMPI("no_new_privs", a->nnp, b->nnp);
@@ -316,13 +292,13 @@ static void compare(const struct state *a, const struct state *b)
 	cmp_blob("/proc/self/environ", &a->environ_, &b->environ_);
 	cmp_blob("/proc/self/auxv", &a->auxv, &b->auxv);
 	if (strcmp(a->exe, b->exe) || a->exe_dev != b->exe_dev || a->exe_ino != b->exe_ino)
-		bad("/proc/self/exe: '%s' (ino %lu) now, expected '%s' (ino %lu)", b->exe, (unsigned long)b->exe_ino,
-		    a->exe, (unsigned long)a->exe_ino);
+		wl_bad("/proc/self/exe: '%s' (ino %lu) now, expected '%s' (ino %lu)", b->exe, (unsigned long)b->exe_ino,
+		       a->exe, (unsigned long)a->exe_ino);
 	else
-		say("/proc/self/exe ok: %s", a->exe);
+		wl_say("/proc/self/exe ok: %s", a->exe);
 	CMPI("AT_RANDOM pointer", a->at_random, b->at_random);
 	if (memcmp(a->random, b->random, 16))
-		bad("AT_RANDOM bytes differ");
+		wl_bad("AT_RANDOM bytes differ");
 	CMPI("ruid", a->ruid, b->ruid);
 	CMPI("euid", a->euid, b->euid);
 	CMPI("suid", a->suid, b->suid);
@@ -332,9 +308,9 @@ static void compare(const struct state *a, const struct state *b)
 	CMPI("sgid", a->sgid, b->sgid);
 	CMPI("fsgid", a->fsgid, b->fsgid);
 	if (a->ngroups != b->ngroups || (a->ngroups > 0 && memcmp(a->groups, b->groups, a->ngroups * sizeof(gid_t))))
-		bad("groups differ: %d now, expected %d", b->ngroups, a->ngroups);
+		wl_bad("groups differ: %d now, expected %d", b->ngroups, a->ngroups);
 	else
-		say("groups ok: %d", a->ngroups);
+		wl_say("groups ok: %d", a->ngroups);
 	for (int i = 0; i < 2; i++) {
 		snprintf(what, sizeof what, "cap effective[%d]", i);
 		CMPI(what, a->cap[i].effective, b->cap[i].effective);
@@ -377,12 +353,10 @@ int main(int argc, char **argv)
 			want_nnp = 1;
 		else if (!strcmp(argv[i], "subdir"))
 			want_subdir = 1;
-		else {
-			say("FAIL: unknown argument '%s'", argv[i]);
-			return 1;
-		}
+		else
+			wl_fail("unknown argument '%s'", argv[i]);
 	}
-	say("identity: pid %d uid %d euid %d gid %d nnp-arg %d", getpid(), getuid(), geteuid(), getgid(), want_nnp);
+	wl_say("identity: pid %d uid %d euid %d gid %d nnp-arg %d", getpid(), getuid(), geteuid(), getgid(), want_nnp);
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
@@ -394,67 +368,47 @@ int main(int argc, char **argv)
 	/* rlimits: only lowered, so this works unprivileged */
 	struct rlimit rl;
 	getrlimit(RLIMIT_NOFILE, &rl);
-	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 123) {
-		say("FAIL: setup: RLIMIT_NOFILE hard limit %llu < 123", (unsigned long long)rl.rlim_max);
-		return 1;
-	}
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 123)
+		wl_fail("setup: RLIMIT_NOFILE hard limit %llu < 123", (unsigned long long)rl.rlim_max);
 	rl.rlim_cur = 123;
-	if (setrlimit(RLIMIT_NOFILE, &rl)) {
-		say("FAIL: setup: RLIMIT_NOFILE: %s", strerror(errno));
-		return 1;
-	}
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		wl_fail("setup: RLIMIT_NOFILE: %s", strerror(errno));
 	rl.rlim_cur = rl.rlim_max = 0;
-	if (setrlimit(RLIMIT_CORE, &rl)) {
-		say("FAIL: setup: RLIMIT_CORE: %s", strerror(errno));
-		return 1;
-	}
+	if (setrlimit(RLIMIT_CORE, &rl))
+		wl_fail("setup: RLIMIT_CORE: %s", strerror(errno));
 	getrlimit(RLIMIT_STACK, &rl);
 	rlim_t stack_soft = 7 * 1024 * 1024 + 12 * 1024;
 	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < stack_soft)
 		stack_soft = rl.rlim_max - 4096;
 	rl.rlim_cur = stack_soft;
-	if (setrlimit(RLIMIT_STACK, &rl)) {
-		say("FAIL: setup: RLIMIT_STACK: %s", strerror(errno));
-		return 1;
-	}
+	if (setrlimit(RLIMIT_STACK, &rl))
+		wl_fail("setup: RLIMIT_STACK: %s", strerror(errno));
 
 	/* umask, cwd */
 	umask(027);
 	char fallback[64] = "";
 	if (want_subdir && mkdir("idsub", 0755) && errno != EEXIST) {
-		say("note: cannot create idsub in the start directory (%s), using /tmp", strerror(errno));
+		wl_note("cannot create idsub in the start directory (%s), using /tmp", strerror(errno));
 		snprintf(fallback, sizeof fallback, "/tmp/stasis-idwork-XXXXXX");
-		if (!mkdtemp(fallback) || chdir(fallback) || mkdir("idsub", 0755)) {
-			say("FAIL: setup: cannot create a work directory: %s", strerror(errno));
-			return 1;
-		}
+		if (!mkdtemp(fallback) || chdir(fallback) || mkdir("idsub", 0755))
+			wl_fail("setup: cannot create a work directory: %s", strerror(errno));
 	}
-	if (want_subdir && mkdir("idsub/inner", 0750) && errno != EEXIST) {
-		say("FAIL: setup: mkdir idsub/inner: %s", strerror(errno));
-		return 1;
-	}
-	if (want_subdir && chdir("idsub/inner")) {
-		say("FAIL: setup: chdir: %s", strerror(errno));
-		return 1;
-	}
+	if (want_subdir && mkdir("idsub/inner", 0750) && errno != EEXIST)
+		wl_fail("setup: mkdir idsub/inner: %s", strerror(errno));
+	if (want_subdir && chdir("idsub/inner"))
+		wl_fail("setup: chdir: %s", strerror(errno));
 
 	/* personality */
 	int pers = personality(0xffffffff);
-	if (personality(pers | ADDR_NO_RANDOMIZE | UNAME26) == -1) {
-		say("FAIL: setup: personality: %s", strerror(errno));
-		return 1;
-	}
+	if (personality(pers | ADDR_NO_RANDOMIZE | UNAME26) == -1)
+		wl_fail("setup: personality: %s", strerror(errno));
 
 	/* prctl */
 	prctl(PR_SET_NAME, "idwork");
-	if (prctl(PR_SET_PDEATHSIG, SIGUSR2)) {
-		say("FAIL: setup: PR_SET_PDEATHSIG: %s", strerror(errno));
-		return 1;
-	}
-	if (want_nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) {
-		say("FAIL: setup: PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
-		return 1;
-	}
+	if (prctl(PR_SET_PDEATHSIG, SIGUSR2))
+		wl_fail("setup: PR_SET_PDEATHSIG: %s", strerror(errno));
+	if (want_nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		wl_fail("setup: PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
 
 	static struct state before, after;
 	capture(&before);
@@ -470,51 +424,33 @@ int main(int argc, char **argv)
 			 !strcmp(before.comm, "idwork") && before.pdeathsig == SIGUSR2 && before.nnp == want_nnp &&
 			 !strncmp(u.release, "2.6.", 4) && before.cmdline.n > 0 && !before.environ_.err &&
 			 before.auxv.n > 0 && before.at_random;
-		if (!ok) {
-			say("FAIL: setup: readback mismatch (nofile %llu core %llu/%llu stack %llu umask %o pers 0x%lx comm %s pdeathsig %d nnp %d release %s environ %s)",
-			    (unsigned long long)before.rl[RLIMIT_NOFILE].rlim_cur,
-			    (unsigned long long)before.rl[RLIMIT_CORE].rlim_cur,
-			    (unsigned long long)before.rl[RLIMIT_CORE].rlim_max,
-			    (unsigned long long)before.rl[RLIMIT_STACK].rlim_cur, before.umask_v, before.pers, before.comm,
-			    before.pdeathsig, before.nnp, u.release,
-			    before.environ_.err ? strerror(before.environ_.err) : "ok");
-			return 1;
-		}
+		if (!ok)
+			wl_fail("setup: readback mismatch (nofile %llu core %llu/%llu stack %llu umask %o pers 0x%lx comm %s pdeathsig %d nnp %d release %s environ %s)",
+				(unsigned long long)before.rl[RLIMIT_NOFILE].rlim_cur,
+				(unsigned long long)before.rl[RLIMIT_CORE].rlim_cur,
+				(unsigned long long)before.rl[RLIMIT_CORE].rlim_max,
+				(unsigned long long)before.rl[RLIMIT_STACK].rlim_cur, before.umask_v, before.pers, before.comm,
+				before.pdeathsig, before.nnp, u.release,
+				before.environ_.err ? strerror(before.environ_.err) : "ok");
 	}
-	say("cwd %s, exe %s, uname release %s, caps eff 0x%08x%08x, bnd 0x%llx, groups %d, dumpable %d",
-	    before.cwd, before.exe, "2.6.* (UNAME26)", before.cap[1].effective, before.cap[0].effective,
-	    (unsigned long long)before.capbnd, before.ngroups, before.dumpable);
+	wl_say("cwd %s, exe %s, uname release %s, caps eff 0x%08x%08x, bnd 0x%llx, groups %d, dumpable %d",
+	       before.cwd, before.exe, "2.6.* (UNAME26)", before.cap[1].effective, before.cap[0].effective,
+	       (unsigned long long)before.capbnd, before.ngroups, before.dumpable);
 
 	/* last: not dumpable (makes the /proc/self files root-owned) */
-	if (prctl(PR_SET_DUMPABLE, 0)) {
-		say("FAIL: setup: PR_SET_DUMPABLE: %s", strerror(errno));
-		return 1;
-	}
+	if (prctl(PR_SET_DUMPABLE, 0))
+		wl_fail("setup: PR_SET_DUMPABLE: %s", strerror(errno));
 
-	sigset_t want;
-	siginfo_t si;
-	sigemptyset(&want);
-	sigaddset(&want, SIGTERM);
-	sigprocmask(SIG_BLOCK, &want, NULL);
-	say("READY");
-	for (;;) {
-		int s = sigwaitinfo(&want, &si);
-		if (s == SIGTERM)
-			break;
-		if (s < 0 && errno == EINTR)
-			continue;
-		say("FAIL: sigwaitinfo returned %d (%s)", s, strerror(errno));
-		return 1;
-	}
-	say("got SIGTERM");
+	wl_ready_sigwait(NULL, NULL);
+	wl_say("got SIGTERM");
 	if (got_usr2)
-		say("note: SIGUSR2 (pdeathsig) received %d time(s): the parent thread exited", (int)got_usr2);
+		wl_note("SIGUSR2 (pdeathsig) received %d time(s): the parent thread exited", (int)got_usr2);
 
 	int d = prctl(PR_GET_DUMPABLE);
 	if (d != 0)
-		bad("dumpable: %d now, expected 0", d);
+		wl_bad("dumpable: %d now, expected 0", d);
 	else
-		say("dumpable ok: 0");
+		wl_say("dumpable ok: 0");
 	prctl(PR_SET_DUMPABLE, 1);
 
 	capture(&after);
@@ -525,20 +461,20 @@ int main(int argc, char **argv)
 		struct utsname u;
 		uname(&u);
 		if (strncmp(u.release, "2.6.", 4))
-			bad("UNAME26 personality not in effect: release %s", u.release);
+			wl_bad("UNAME26 personality not in effect: release %s", u.release);
 		else
-			say("UNAME26 ok: release %s", u.release);
+			wl_say("UNAME26 ok: release %s", u.release);
 	}
 	{
 		unlink("umask-probe");
 		int fd = open("umask-probe", O_CREAT | O_WRONLY | O_EXCL, 0666);
 		struct stat sb;
 		if (fd < 0 || fstat(fd, &sb))
-			bad("cannot create a file in cwd: %s", strerror(errno));
+			wl_bad("cannot create a file in cwd: %s", strerror(errno));
 		else if ((sb.st_mode & 0777) != 0640)
-			bad("file created with 0666 got mode %o, expected 640 (umask 027)", sb.st_mode & 0777);
+			wl_bad("file created with 0666 got mode %o, expected 640 (umask 027)", sb.st_mode & 0777);
 		else
-			say("umask functional ok: 0666 -> %o", sb.st_mode & 0777);
+			wl_say("umask functional ok: 0666 -> %o", sb.st_mode & 0777);
 		if (fd >= 0)
 			close(fd);
 		unlink("umask-probe");
@@ -552,11 +488,5 @@ int main(int argc, char **argv)
 	}
 	free_state(&before);
 	free_state(&after);
-
-	if (fails) {
-		say("FAIL: %s%s", first_fail, fails > 1 ? " (and more, see above)" : "");
-		return 1;
-	}
-	say("PASS");
-	return 0;
+	wl_verdict();
 }

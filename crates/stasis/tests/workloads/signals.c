@@ -47,30 +47,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static void say(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
-
-static int fails;
-static char first_fail[512];
-
-static void bad(const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	say("BAD: %s", buf);
-	if (!fails++)
-		snprintf(first_fail, sizeof first_fail, "%s", buf);
-}
+#include "wlx.h"
 
 /* ---- delivery log, written from handlers ---- */
 struct ev {
@@ -173,22 +150,16 @@ static int set_disp(int sig, void *handler, int flags, const int *mask, int nmas
 	sigemptyset(&sa.sa_mask);
 	for (int i = 0; i < nmask; i++)
 		sigaddset(&sa.sa_mask, mask[i]);
-	if (sigaction(sig, &sa, NULL)) {
-		say("FAIL: setup: sigaction(%d): %s", sig, strerror(errno));
-		exit(1);
-	}
+	if (sigaction(sig, &sa, NULL))
+		wl_fail("setup: sigaction(%d): %s", sig, strerror(errno));
 	/* verify what the kernel reports right away */
 	struct sigaction q;
 	sigaction(sig, NULL, &q);
-	if ((void *)q.sa_handler != handler || (q.sa_flags & flags) != flags) {
-		say("FAIL: setup: sigaction(%d) readback handler %p flags 0x%x", sig, (void *)q.sa_handler, q.sa_flags);
-		exit(1);
-	}
+	if ((void *)q.sa_handler != handler || (q.sa_flags & flags) != flags)
+		wl_fail("setup: sigaction(%d) readback handler %p flags 0x%x", sig, (void *)q.sa_handler, q.sa_flags);
 	for (int i = 0; i < nmask; i++)
-		if (sigismember(&q.sa_mask, mask[i]) != 1) {
-			say("FAIL: setup: sigaction(%d) readback mask lacks %d", sig, mask[i]);
-			exit(1);
-		}
+		if (sigismember(&q.sa_mask, mask[i]) != 1)
+			wl_fail("setup: sigaction(%d) readback mask lacks %d", sig, mask[i]);
 	return 0;
 }
 
@@ -205,7 +176,7 @@ static void compare_snapshot(void)
 		struct sigaction q;
 		int ok = sigaction(s, NULL, &q) == 0;
 		if (ok != snap_ok[s]) {
-			bad("sigaction(%d) query result changed (%d -> %d)", s, snap_ok[s], ok);
+			wl_bad("sigaction(%d) query result changed (%d -> %d)", s, snap_ok[s], ok);
 			diffs++;
 			continue;
 		}
@@ -213,21 +184,21 @@ static void compare_snapshot(void)
 			continue;
 		if (q.sa_handler != snap[s].sa_handler || q.sa_flags != snap[s].sa_flags ||
 		    (void *)q.sa_restorer != (void *)snap[s].sa_restorer) {
-			bad("sig %d (%s): disposition %p flags 0x%x restorer %p, expected %p flags 0x%x restorer %p", s,
-			    strsignal(s), (void *)q.sa_handler, q.sa_flags, (void *)q.sa_restorer,
-			    (void *)snap[s].sa_handler, snap[s].sa_flags, (void *)snap[s].sa_restorer);
+			wl_bad("sig %d (%s): disposition %p flags 0x%x restorer %p, expected %p flags 0x%x restorer %p", s,
+			       strsignal(s), (void *)q.sa_handler, q.sa_flags, (void *)q.sa_restorer,
+			       (void *)snap[s].sa_handler, snap[s].sa_flags, (void *)snap[s].sa_restorer);
 			diffs++;
 			continue;
 		}
 		for (int m = 1; m <= MAXSIG; m++)
 			if (sigismember(&q.sa_mask, m) != sigismember(&snap[s].sa_mask, m)) {
-				bad("sig %d: sa_mask differs at signal %d", s, m);
+				wl_bad("sig %d: sa_mask differs at signal %d", s, m);
 				diffs++;
 				break;
 			}
 	}
 	if (!diffs)
-		say("dispositions: all 64 match the snapshot");
+		wl_say("dispositions: all 64 match the snapshot");
 }
 
 static void fmt_set(const sigset_t *set, char *buf, size_t len)
@@ -253,9 +224,9 @@ static void check_set(const char *what, const sigset_t *got, const sigset_t *wan
 	fmt_set(got, g, sizeof g);
 	fmt_set(want, w, sizeof w);
 	if (!sets_equal(got, want, ignore))
-		bad("%s: got {%s} expected {%s}", what, g, w);
+		wl_bad("%s: got {%s} expected {%s}", what, g, w);
 	else
-		say("%s ok: {%s}", what, g);
+		wl_say("%s ok: {%s}", what, g);
 }
 
 static void mkset(sigset_t *s, const int *sigs, int n)
@@ -427,14 +398,14 @@ static void expect_queue(const char *name, int sig, const int *vals, int nvals)
 	int first, n = deliver(sig, &first);
 	int me = gettid();
 	if (n != nvals)
-		bad("%s: %d deliveries, expected %d", name, n, nvals);
+		wl_bad("%s: %d deliveries, expected %d", name, n, nvals);
 	for (int i = 0; i < n && i < nvals; i++) {
 		struct ev *e = &evs[first + i];
 		if (e->sig != sig || e->val != vals[i] || e->code != SI_QUEUE || e->pid != getpid() ||
 		    e->uid != (int)getuid() || e->tid != me || !e->extra) {
-			bad("%s #%d: sig %d value %d code %d pid %d uid %d tid %d maskok %d; expected sig %d value %d SI_QUEUE pid %d uid %d tid %d",
-			    name, i, e->sig, e->val, e->code, e->pid, e->uid, e->tid, e->extra, sig, vals[i], getpid(),
-			    getuid(), me);
+			wl_bad("%s #%d: sig %d value %d code %d pid %d uid %d tid %d maskok %d; expected sig %d value %d SI_QUEUE pid %d uid %d tid %d",
+			       name, i, e->sig, e->val, e->code, e->pid, e->uid, e->tid, e->extra, sig, vals[i], getpid(),
+			       getuid(), me);
 		}
 	}
 	if (n == nvals) {
@@ -442,7 +413,7 @@ static void expect_queue(const char *name, int sig, const int *vals, int nvals)
 		size_t l = 0;
 		for (int i = 0; i < n; i++)
 			l += snprintf(b + l, sizeof b - l, "%d ", evs[first + i].val);
-		say("%s ok: values in order: %s", name, b);
+		wl_say("%s ok: values in order: %s", name, b);
 	}
 }
 
@@ -500,14 +471,10 @@ int main(void)
 		perror("pipe");
 		return 1;
 	}
-	if (pthread_create(&th, NULL, thread_t, NULL)) {
-		say("FAIL: pthread_create");
-		return 1;
-	}
-	if (!wait_byte(reply[0], 'r', 5000)) {
-		say("FAIL: setup: thread T did not start");
-		return 1;
-	}
+	if (pthread_create(&th, NULL, thread_t, NULL))
+		wl_fail("pthread_create");
+	if (!wait_byte(reply[0], 'r', 5000))
+		wl_fail("setup: thread T did not start");
 
 	/* pending signals */
 	union sigval v;
@@ -515,10 +482,8 @@ int main(void)
 	kill(getpid(), SIGUSR1); /* standard signal: coalesces */
 	for (int i = 0; i < 5; i++) {
 		v.sival_int = 100 + i;
-		if (sigqueue(getpid(), SIGRTMIN + 1, v)) {
-			say("FAIL: setup: sigqueue: %s", strerror(errno));
-			return 1;
-		}
+		if (sigqueue(getpid(), SIGRTMIN + 1, v))
+			wl_fail("setup: sigqueue: %s", strerror(errno));
 	}
 	for (int i = 0; i < 2; i++) {
 		v.sival_int = 200 + i;
@@ -532,45 +497,28 @@ int main(void)
 	v.sival_int = 778;
 	pthread_sigqueue(th, SIGRTMIN + 2, v);
 
-	if (atomic_load(&nev) != 0) {
-		say("FAIL: setup: %d signals delivered while they should be blocked", atomic_load(&nev));
-		return 1;
-	}
+	if (atomic_load(&nev) != 0)
+		wl_fail("setup: %d signals delivered while they should be blocked", atomic_load(&nev));
 	take_snapshot();
 	{
 		sigset_t pend;
 		char b[400];
 		sigpending(&pend);
 		fmt_set(&pend, b, sizeof b);
-		say("main pending before READY: {%s}", b);
+		wl_say("main pending before READY: {%s}", b);
 	}
 	dump_status(me);
 	dump_status(atomic_load(&t_tid));
-	say("main altstack sp=%p size=%zu; T altstack sp=%p size=%zu", alt.ss_sp, alt.ss_size, t_alt.ss_sp,
-	    t_alt.ss_size);
-	say("READY");
+	wl_say("main altstack sp=%p size=%zu; T altstack sp=%p size=%zu", alt.ss_sp, alt.ss_size, t_alt.ss_sp,
+	       t_alt.ss_size);
 
-	sigset_t want;
-	siginfo_t si;
-	sigemptyset(&want);
-	sigaddset(&want, SIGTERM);
-	for (;;) {
-		int s = sigwaitinfo(&want, &si);
-		if (s == SIGTERM)
-			break;
-		if (s < 0 && errno == EINTR) {
-			say("main: sigwaitinfo EINTR");
-			continue;
-		}
-		say("FAIL: sigwaitinfo returned %d (%s)", s, strerror(errno));
-		return 1;
-	}
-	say("main: got SIGTERM");
+	wl_ready_sigwait(NULL, "main");
+	wl_say("main: got SIGTERM");
 	dump_status(me);
 	dump_status(atomic_load(&t_tid));
 
 	if (atomic_load(&nev) != 0)
-		bad("%d signal(s) were delivered before SIGTERM (first: sig %d)", atomic_load(&nev), evs[0].sig);
+		wl_bad("%d signal(s) were delivered before SIGTERM (first: sig %d)", atomic_load(&nev), evs[0].sig);
 
 	/* 1. blocked mask */
 	{
@@ -581,10 +529,10 @@ int main(void)
 	/* 2. altstack */
 	sigaltstack(NULL, &st);
 	if (!altstack_equal(&st, &alt) || (st.ss_flags & SS_ONSTACK))
-		bad("main altstack sp=%p size=%zu flags=%d, expected sp=%p size=%zu flags=0", st.ss_sp, st.ss_size,
-		    st.ss_flags, alt.ss_sp, alt.ss_size);
+		wl_bad("main altstack sp=%p size=%zu flags=%d, expected sp=%p size=%zu flags=0", st.ss_sp, st.ss_size,
+		       st.ss_flags, alt.ss_sp, alt.ss_size);
 	else
-		say("main altstack ok: sp=%p size=%zu", st.ss_sp, st.ss_size);
+		wl_say("main altstack ok: sp=%p size=%zu", st.ss_sp, st.ss_size);
 	/* 3. dispositions */
 	compare_snapshot();
 	/* 4. pending as seen by main: shared + main-private, not T's */
@@ -597,32 +545,32 @@ int main(void)
 	}
 	/* 5. thread T checks its own state and receives its signals */
 	if (write(ctl[1], "c", 1) != 1 || !wait_byte(reply[0], 'd', 5000)) {
-		bad("thread T did not report back");
+		wl_bad("thread T did not report back");
 	} else {
 		pthread_join(th, NULL);
 		if (t_fails)
-			bad("%s", t_result);
+			wl_bad("%s", t_result);
 		else
-			say("thread T ok: mask, altstack, sigpending, SIGRTMIN+2 x2 (777, 778) delivered to T in order");
+			wl_say("thread T ok: mask, altstack, sigpending, SIGRTMIN+2 x2 (777, 778) delivered to T in order");
 	}
 	/* 6. unblock in main, one signal at a time */
 	{
 		int first, n = deliver(SIGALRM, &first);
 		if (n != 1 || evs[first].sig != SIGALRM || evs[first].tid != me || !evs[first].extra)
-			bad("SIGALRM: %d deliveries (sig %d tid %d, handler mask ok %d), expected 1 in main with sa_mask applied",
-			    n, n ? evs[first].sig : 0, n ? evs[first].tid : 0, n ? evs[first].extra : 0);
+			wl_bad("SIGALRM: %d deliveries (sig %d tid %d, handler mask ok %d), expected 1 in main with sa_mask applied",
+			       n, n ? evs[first].sig : 0, n ? evs[first].tid : 0, n ? evs[first].extra : 0);
 		else
-			say("SIGALRM ok: delivered once, sa_mask in effect");
+			wl_say("SIGALRM ok: delivered once, sa_mask in effect");
 	}
 	{
 		int first, n = deliver(SIGUSR1, &first);
 		struct ev *e = &evs[first];
 		if (n != 1 || e->sig != SIGUSR1 || e->code != SI_USER || e->pid != getpid() || e->uid != (int)getuid() ||
 		    e->tid != me || !e->extra)
-			bad("SIGUSR1: %d deliveries (sig %d code %d pid %d uid %d tid %d maskok %d), expected 1 SI_USER from pid %d",
-			    n, e->sig, e->code, e->pid, e->uid, e->tid, e->extra, getpid());
+			wl_bad("SIGUSR1: %d deliveries (sig %d code %d pid %d uid %d tid %d maskok %d), expected 1 SI_USER from pid %d",
+			       n, e->sig, e->code, e->pid, e->uid, e->tid, e->extra, getpid());
 		else
-			say("SIGUSR1 ok: delivered once, SI_USER from pid %d, sa_mask in effect", e->pid);
+			wl_say("SIGUSR1 ok: delivered once, SI_USER from pid %d, sa_mask in effect", e->pid);
 	}
 	{
 		int v1[] = { 100, 101, 102, 103, 104 };
@@ -638,9 +586,9 @@ int main(void)
 		raise(SIGUSR2);
 		int n = atomic_load(&nev) - first;
 		if (n != 1 || evs[first].sig != SIGUSR2 || !evs[first].extra)
-			bad("SIGUSR2 (SA_ONSTACK): %d deliveries, on altstack %d", n, n ? evs[first].extra : -1);
+			wl_bad("SIGUSR2 (SA_ONSTACK): %d deliveries, on altstack %d", n, n ? evs[first].extra : -1);
 		else
-			say("SIGUSR2 ok: handler ran on the alternate stack");
+			wl_say("SIGUSR2 ok: handler ran on the alternate stack");
 	}
 	/* 8. SA_NODEFER | SA_RESETHAND */
 	{
@@ -650,12 +598,12 @@ int main(void)
 		struct sigaction q;
 		sigaction(SIGHUP, NULL, &q);
 		if (n != 1 || evs[first].sig != SIGHUP || !evs[first].extra)
-			bad("SIGHUP: %d deliveries, mask ok %d (expected SIGHUP unblocked, SIGINT blocked)", n,
-			    n ? evs[first].extra : -1);
+			wl_bad("SIGHUP: %d deliveries, mask ok %d (expected SIGHUP unblocked, SIGINT blocked)", n,
+			       n ? evs[first].extra : -1);
 		else if (q.sa_handler != SIG_DFL)
-			bad("SIGHUP: SA_RESETHAND did not reset the handler (now %p)", (void *)q.sa_handler);
+			wl_bad("SIGHUP: SA_RESETHAND did not reset the handler (now %p)", (void *)q.sa_handler);
 		else
-			say("SIGHUP ok: SA_NODEFER + sa_mask in handler, reset to SIG_DFL afterwards");
+			wl_say("SIGHUP ok: SA_NODEFER + sa_mask in handler, reset to SIG_DFL afterwards");
 	}
 	/* 9. SIG_IGN for SIGPIPE */
 	{
@@ -664,9 +612,9 @@ int main(void)
 			close(p[0]);
 			ssize_t r = write(p[1], "x", 1);
 			if (r != -1 || errno != EPIPE)
-				bad("SIGPIPE: write to broken pipe returned %zd (%s), expected EPIPE", r, strerror(errno));
+				wl_bad("SIGPIPE: write to broken pipe returned %zd (%s), expected EPIPE", r, strerror(errno));
 			else
-				say("SIGPIPE ok: ignored, write gave EPIPE");
+				wl_say("SIGPIPE ok: ignored, write gave EPIPE");
 			close(p[1]);
 		}
 	}
@@ -678,13 +626,7 @@ int main(void)
 		check_set("main sigpending after delivery", &pend, &none, SIGTERM);
 		for (int i = 0; i < atomic_load(&nev); i++)
 			if (evs[i].sig == SIGCHLD)
-				bad("unexpected SIGCHLD delivery");
+				wl_bad("unexpected SIGCHLD delivery");
 	}
-
-	if (fails) {
-		say("FAIL: %s%s", first_fail, fails > 1 ? " (and more, see above)" : "");
-		return 1;
-	}
-	say("PASS");
-	return 0;
+	wl_verdict();
 }

@@ -47,34 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static void say(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
-
-static double now_mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double ts2d(const struct timespec *ts)
-{
-	return ts->tv_sec + ts->tv_nsec / 1e9;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
+#include "wlx.h"
 
 enum { T_NS, T_ABS, T_READ, T_FUTEX, T_POLL, T_PAUSE, NT };
 
@@ -147,7 +120,7 @@ static void *th_ns(void *arg)
 	struct result *r = arg;
 	const double req0 = 3600.0;
 	struct timespec req = { 3600, 0 }, rem;
-	double t0 = now_mono(), consumed = 0;
+	double t0 = wl_now_mono(), consumed = 0;
 	int spurious = 0;
 
 	atomic_store(&r->tid, gettid());
@@ -155,10 +128,10 @@ static void *th_ns(void *arg)
 	for (;;) {
 		rem.tv_sec = -1;
 		rem.tv_nsec = -1;
-		double c0 = now_mono();
+		double c0 = wl_now_mono();
 		long ret = syscall(SYS_nanosleep, &req, &rem);
 		int e = errno;
-		double c1 = now_mono();
+		double c1 = wl_now_mono();
 		if (ret == 0) {
 			finish(r, 0, "nanosleep returned 0 after %.3f s (requested %.3f s): early return", c1 - t0, req0);
 			return NULL;
@@ -171,7 +144,7 @@ static void *th_ns(void *arg)
 			finish(r, 0, "nanosleep EINTR but rem not written/invalid (%ld.%09ld)", (long)rem.tv_sec, rem.tv_nsec);
 			return NULL;
 		}
-		double reqd = ts2d(&req), remd = ts2d(&rem);
+		double reqd = wl_ts2d(&req), remd = wl_ts2d(&rem);
 		if (remd > reqd + 1e-6) {
 			finish(r, 0, "nanosleep rem %.6f > req %.6f", remd, reqd);
 			return NULL;
@@ -195,8 +168,8 @@ static void *th_ns(void *arg)
 			return NULL;
 		}
 		spurious++;
-		say("ns: spurious EINTR #%d after %.3f s, rem %ld.%09ld (slept %.3f of %.3f in this call), continuing with rem",
-		    spurious, c1 - t0, (long)rem.tv_sec, rem.tv_nsec, reqd - remd, c1 - c0);
+		wl_say("ns: spurious EINTR #%d after %.3f s, rem %ld.%09ld (slept %.3f of %.3f in this call), continuing with rem",
+		       spurious, c1 - t0, (long)rem.tv_sec, rem.tv_nsec, reqd - remd, c1 - c0);
 		req = rem;
 	}
 }
@@ -213,7 +186,7 @@ static void *th_abs(void *arg)
 	for (;;) {
 		long ret = syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, TIMER_ABSTIME, &dl, NULL);
 		int e = errno;
-		double t = now_mono();
+		double t = wl_now_mono();
 		if (ret == 0) {
 			if (t < abs_deadline) {
 				finish(r, 0, "absolute sleep returned %.3f s BEFORE its deadline", abs_deadline - t);
@@ -221,7 +194,7 @@ static void *th_abs(void *arg)
 			}
 			finish(r, 1, "deadline reached, woke %.3f s after deadline (%d spurious EINTR)", t - abs_deadline, spurious);
 			while (!atomic_load(&collecting))
-				sleep_ms(5);
+				wl_sleep_ms(5);
 			return NULL;
 		}
 		if (e != EINTR) {
@@ -229,7 +202,7 @@ static void *th_abs(void *arg)
 			return NULL;
 		}
 		spurious++;
-		say("abs: spurious EINTR #%d, %.3f s before deadline; retrying", spurious, abs_deadline - t);
+		wl_say("abs: spurious EINTR #%d, %.3f s before deadline; retrying", spurious, abs_deadline - t);
 	}
 }
 
@@ -267,7 +240,7 @@ static void *th_futex(void *arg)
 			continue;
 		if (e == EINTR) {
 			spurious++;
-			say("futex: spurious EINTR #%d (word=%u)", spurious, atomic_load(&futex_word));
+			wl_say("futex: spurious EINTR #%d (word=%u)", spurious, atomic_load(&futex_word));
 			continue;
 		}
 		finish(r, 0, "FUTEX_WAIT failed: %s", strerror(e));
@@ -286,7 +259,7 @@ static void *th_poll(void *arg)
 {
 	struct result *r = arg;
 	const int total_ms = 3600 * 1000;
-	double t0 = now_mono();
+	double t0 = wl_now_mono();
 	int spurious = 0, timeout = total_ms;
 
 	atomic_store(&r->tid, gettid());
@@ -294,7 +267,7 @@ static void *th_poll(void *arg)
 		struct pollfd pfd = { .fd = pipe_b[0], .events = POLLIN };
 		int ret = poll(&pfd, 1, timeout);
 		int e = errno;
-		double el = now_mono() - t0;
+		double el = wl_now_mono() - t0;
 		if (ret == 0) {
 			finish(r, 0, "poll timed out after %.3f s (1 h timeout)", el);
 			return NULL;
@@ -306,7 +279,7 @@ static void *th_poll(void *arg)
 			}
 			spurious++;
 			timeout = total_ms - (int)(el * 1000);
-			say("poll: spurious EINTR #%d after %.3f s; continuing with %d ms", spurious, el, timeout);
+			wl_say("poll: spurious EINTR #%d after %.3f s; continuing with %d ms", spurious, el, timeout);
 			continue;
 		}
 		if (!atomic_load(&wake_poll)) {
@@ -372,9 +345,9 @@ static long current_syscall(int tid)
 
 static int wait_in_syscall(struct result *r, int timeout_ms)
 {
-	double end = now_mono() + timeout_ms / 1000.0;
+	double end = wl_now_mono() + timeout_ms / 1000.0;
 	long cur = -3;
-	while (now_mono() < end) {
+	while (wl_now_mono() < end) {
 		int tid = atomic_load(&r->tid);
 		if (tid > 0) {
 			cur = current_syscall(tid);
@@ -383,17 +356,17 @@ static int wait_in_syscall(struct result *r, int timeout_ms)
 		}
 		if (atomic_load(&r->done))
 			return 0;
-		sleep_ms(5);
+		wl_sleep_ms(5);
 	}
-	say("%s: thread %d not in syscall %ld (last seen %ld)", r->name, atomic_load(&r->tid), r->sysnr, cur);
+	wl_say("%s: thread %d not in syscall %ld (last seen %ld)", r->name, atomic_load(&r->tid), r->sysnr, cur);
 	return 0;
 }
 
 static int join_until(struct result *r, double deadline_mono)
 {
 	atomic_store(&collecting, 1);
-	while (!atomic_load(&r->done) && now_mono() < deadline_mono)
-		sleep_ms(5);
+	while (!atomic_load(&r->done) && wl_now_mono() < deadline_mono)
+		wl_sleep_ms(5);
 	if (!atomic_load(&r->done))
 		return 0;
 	pthread_join(r->th, NULL);
@@ -405,13 +378,13 @@ static int join_until(struct result *r, double deadline_mono)
 static int kick_until_done(struct result *r, atomic_int *flag)
 {
 	atomic_store(flag, 1);
-	double end = now_mono() + 5.0;
-	while (!atomic_load(&r->done) && now_mono() < end) {
+	double end = wl_now_mono() + 5.0;
+	while (!atomic_load(&r->done) && wl_now_mono() < end) {
 		pthread_kill(r->th, SIGUSR1);
 		for (int i = 0; i < 20 && !atomic_load(&r->done); i++)
-			sleep_ms(5);
+			wl_sleep_ms(5);
 	}
-	return join_until(r, now_mono() + 0.1);
+	return join_until(r, wl_now_mono() + 0.1);
 }
 
 int main(void)
@@ -442,52 +415,32 @@ int main(void)
 		return 1;
 	}
 	snprintf(read_msg, sizeof read_msg, "stasis-read-check pid=%d magic=%08lx\n", getpid(),
-		 (unsigned long)(now_mono() * 1e6) & 0xffffffffUL);
-	abs_deadline = now_mono() + 8.0;
+		 (unsigned long)(wl_now_mono() * 1e6) & 0xffffffffUL);
+	abs_deadline = wl_now_mono() + 8.0;
 
 	for (int i = 0; i < NT; i++) {
-		if (pthread_create(&R[i].th, NULL, fns[i], &R[i])) {
-			say("FAIL: pthread_create %s", R[i].name);
-			return 1;
-		}
+		if (pthread_create(&R[i].th, NULL, fns[i], &R[i]))
+			wl_fail("pthread_create %s", R[i].name);
 	}
 	for (int i = 0; i < NT; i++) {
-		if (!wait_in_syscall(&R[i], 10000)) {
-			say("FAIL: setup: %s thread did not block in syscall %ld (%s)", R[i].name, R[i].sysnr,
-			    atomic_load(&R[i].done) ? R[i].msg : "timeout");
-			return 1;
-		}
-		say("%s: tid %d blocked in syscall %ld", R[i].name, atomic_load(&R[i].tid), R[i].sysnr);
+		if (!wait_in_syscall(&R[i], 10000))
+			wl_fail("setup: %s thread did not block in syscall %ld (%s)", R[i].name, R[i].sysnr,
+				atomic_load(&R[i].done) ? R[i].msg : "timeout");
+		wl_say("%s: tid %d blocked in syscall %ld", R[i].name, atomic_load(&R[i].tid), R[i].sysnr);
 	}
-	say("abs deadline is %.3f s from now", abs_deadline - now_mono());
-	say("READY");
+	wl_say("abs deadline is %.3f s from now", abs_deadline - wl_now_mono());
 
-	sigset_t want;
 	siginfo_t si;
-	sigemptyset(&want);
-	sigaddset(&want, SIGTERM);
-	int eintr = 0;
-	for (;;) {
-		int s = sigwaitinfo(&want, &si);
-		if (s == SIGTERM)
-			break;
-		if (s < 0 && errno == EINTR) {
-			eintr++;
-			say("main: sigwaitinfo EINTR #%d", eintr);
-			continue;
-		}
-		say("FAIL: sigwaitinfo returned %d (%s)", s, strerror(errno));
-		return 1;
-	}
-	t_term = now_mono();
-	say("main: got SIGTERM (si_code %d, from pid %d) after %d EINTR; abs deadline %+.3f s", si.si_code, si.si_pid,
-	    eintr, abs_deadline - t_term);
+	int eintr = wl_ready_sigwait(&si, "main");
+	t_term = wl_now_mono();
+	wl_say("main: got SIGTERM (si_code %d, from pid %d) after %d EINTR; abs deadline %+.3f s", si.si_code, si.si_pid,
+	       eintr, abs_deadline - t_term);
 
 	/* Early results: nothing may have finished on its own before SIGTERM,
 	 * except the absolute sleep once its deadline has passed. */
 	for (int i = 0; i < NT; i++) {
 		if (i != T_ABS && atomic_load(&R[i].done)) {
-			say("%s: finished before SIGTERM: %s", R[i].name, R[i].msg);
+			wl_say("%s: finished before SIGTERM: %s", R[i].name, R[i].msg);
 		}
 	}
 
@@ -502,7 +455,7 @@ int main(void)
 		size_t len = strlen(read_msg);
 		if (write(pipe_a[1], read_msg, len) != (ssize_t)len)
 			finish(&R[T_READ], 0, "main: write to pipe A failed: %s", strerror(errno));
-		else if (!join_until(&R[T_READ], now_mono() + 5))
+		else if (!join_until(&R[T_READ], wl_now_mono() + 5))
 			finish(&R[T_READ], 0, "reader did not return within 5 s of the write");
 	}
 	/* futex: change the word, then FUTEX_WAKE */
@@ -510,31 +463,31 @@ int main(void)
 		int in = wait_in_syscall(&R[T_FUTEX], 5000);
 		atomic_store(&futex_word, 0x5ca1ab1eu);
 		long nw = sys_futex(&futex_word, FUTEX_WAKE_PRIVATE, 1);
-		if (!join_until(&R[T_FUTEX], now_mono() + 5))
+		if (!join_until(&R[T_FUTEX], wl_now_mono() + 5))
 			finish(&R[T_FUTEX], 0, "waiter did not return within 5 s of FUTEX_WAKE (woke %ld)", nw);
 		else if (R[T_FUTEX].ok && nw != 1)
 			finish(&R[T_FUTEX], 0, "FUTEX_WAKE woke %ld waiters (expected 1; in futex before wake: %d)", nw, in);
 		else if (R[T_FUTEX].ok)
-			say("futex: FUTEX_WAKE woke %ld waiter", nw);
+			wl_say("futex: FUTEX_WAKE woke %ld waiter", nw);
 	}
 	/* poll: write one byte to pipe B */
 	if (!atomic_load(&R[T_POLL].done)) {
 		atomic_store(&wake_poll, 1);
 		if (write(pipe_b[1], "P", 1) != 1)
 			finish(&R[T_POLL], 0, "main: write to pipe B failed: %s", strerror(errno));
-		else if (!join_until(&R[T_POLL], now_mono() + 5))
+		else if (!join_until(&R[T_POLL], wl_now_mono() + 5))
 			finish(&R[T_POLL], 0, "poller did not return within 5 s of the write");
 	}
 	/* absolute sleep: wait for the deadline (+5 s slack) */
 	{
-		double t = now_mono();
+		double t = wl_now_mono();
 		double until = (t > abs_deadline ? t : abs_deadline) + 5.0;
 		if (!join_until(&R[T_ABS], until))
 			finish(&R[T_ABS], 0, "did not wake within 5 s after max(now, deadline)");
 	}
 
 	for (int i = 0; i < NT; i++) {
-		say("%-16s %s: %s", R[i].name, R[i].ok ? "ok  " : "BAD ", R[i].msg);
+		wl_say("%-16s %s: %s", R[i].name, R[i].ok ? "ok  " : "BAD ", R[i].msg);
 		if (!R[i].ok)
 			fails++;
 	}
@@ -545,9 +498,8 @@ int main(void)
 				size_t l = strlen(all);
 				snprintf(all + l, sizeof all - l, "%s%s: %s", l ? "; " : "", R[i].name, R[i].msg);
 			}
-		say("FAIL: %s", all);
+		wl_say("FAIL: %s", all);
 		return 1;
 	}
-	say("PASS");
-	return 0;
+	wl_pass();
 }

@@ -230,14 +230,6 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
 /* Checks comm and SigBlk of every task in /proc/self/task. */
 static void check_tasks(void)
 {
@@ -294,7 +286,7 @@ static void progress_loop(void)
 			printf(" %llu", (unsigned long long)counters[i]);
 		printf("\n");
 		fflush(stdout);
-		sleep_ms(200);
+		wl_sleep_ms(200);
 	}
 }
 
@@ -317,7 +309,7 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < NTHREADS; i++)
 		while (!started[i] || counters[i] < 2)
-			sleep_ms(1);
+			wl_sleep_ms(1);
 	pthread_sigmask(SIG_SETMASK, &none, NULL);
 	CHECK(!failed, "%s", fail_msg);
 	check_tasks();
@@ -340,7 +332,7 @@ int main(int argc, char **argv)
 			      i, (unsigned long long)a[i],
 			      (unsigned long long)counters_at_ready[i]);
 		}
-		sleep_ms(300);
+		wl_sleep_ms(300);
 		CHECK(!failed, "%s", fail_msg);
 		for (int i = 0; i < NTHREADS; i++)
 			CHECK(counters[i] > a[i], "thread %d counter stuck at %llu", i,

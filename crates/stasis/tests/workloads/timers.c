@@ -34,7 +34,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,48 +43,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wlx.h"
+
 #ifndef sigev_notify_thread_id
 #define sigev_notify_thread_id _sigev_un._tid
 #endif
-
-static void say(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-}
-
-static int fails;
-static char first_fail[512];
-
-static void bad(const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	say("BAD: %s", buf);
-	if (!fails++)
-		snprintf(first_fail, sizeof first_fail, "%s", buf);
-}
-
-static double now_mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
 
 /* ---- raw timer syscalls (kernel timer ids) ---- */
 static int k_timer_create(clockid_t clk, struct sigevent *sev, int *id)
@@ -158,10 +120,8 @@ static void install(int sig, void *fn, int siginfo)
 		sa.sa_handler = (void (*)(int))fn;
 	sa.sa_flags = SA_RESTART | (siginfo ? SA_SIGINFO : 0);
 	sigemptyset(&sa.sa_mask);
-	if (sigaction(sig, &sa, NULL)) {
-		say("FAIL: setup: sigaction %d: %s", sig, strerror(errno));
-		exit(1);
-	}
+	if (sigaction(sig, &sa, NULL))
+		wl_fail("setup: sigaction %d: %s", sig, strerror(errno));
 }
 
 /* ---- thread W: target of the SIGEV_THREAD_ID timer ---- */
@@ -224,11 +184,6 @@ static struct timespec d2ts(double d)
 	return ts;
 }
 
-static double ts2d(const struct timespec *ts)
-{
-	return ts->tv_sec + ts->tv_nsec / 1e9;
-}
-
 /* ---- /proc/self/timers snapshot (sorted blocks) ---- */
 static char *proc_timers(void)
 {
@@ -270,13 +225,13 @@ static char *proc_timers(void)
 
 static int wait_event(int from, int sig, int timeout_ms)
 {
-	double end = now_mono() + timeout_ms / 1000.0;
-	while (now_mono() < end) {
+	double end = wl_now_mono() + timeout_ms / 1000.0;
+	while (wl_now_mono() < end) {
 		int n = atomic_load(&nev);
 		for (int i = from; i < n; i++)
 			if (evs[i].sig == sig)
 				return i;
-		sleep_ms(2);
+		wl_sleep_ms(2);
 	}
 	return -1;
 }
@@ -291,17 +246,17 @@ static void check_itimer(const char *name, int which, double v, double i, double
 {
 	struct itimerval cur;
 	if (getitimer(which, &cur)) {
-		bad("getitimer(%s): %s", name, strerror(errno));
+		wl_bad("getitimer(%s): %s", name, strerror(errno));
 		return;
 	}
 	double rem = cur.it_value.tv_sec + cur.it_value.tv_usec / 1e6;
 	double iv = cur.it_interval.tv_sec + cur.it_interval.tv_usec / 1e6;
 	if (rem <= 0 || rem > v + slack || rem <= v - 60)
-		bad("%s: remaining %.6f s, expected in (%g, %g]", name, rem, v - 60, v + slack);
+		wl_bad("%s: remaining %.6f s, expected in (%g, %g]", name, rem, v - 60, v + slack);
 	else if (cur.it_interval.tv_sec != (time_t)i || cur.it_interval.tv_usec != 0)
-		bad("%s: interval %.6f s, expected %g", name, iv, i);
+		wl_bad("%s: interval %.6f s, expected %g", name, iv, i);
 	else
-		say("%s ok: remaining %.3f s, interval %.6f s", name, rem, iv);
+		wl_say("%s ok: remaining %.3f s, interval %.6f s", name, rem, iv);
 }
 
 int main(void)
@@ -322,12 +277,10 @@ int main(void)
 	sigaddset(&blk, SIGRTMIN + 3);
 	pthread_sigmask(SIG_BLOCK, &blk, NULL);
 
-	if (pthread_create(&w, NULL, thread_w, NULL)) {
-		say("FAIL: pthread_create");
-		return 1;
-	}
+	if (pthread_create(&w, NULL, thread_w, NULL))
+		wl_fail("pthread_create");
 	while (!atomic_load(&w_tid))
-		sleep_ms(1);
+		wl_sleep_ms(1);
 
 	/* itimers */
 	struct itimerval itv[3] = {
@@ -336,10 +289,8 @@ int main(void)
 		{ { 900, 0 }, { 3000, 0 } },
 	};
 	if (setitimer(ITIMER_REAL, &itv[0], NULL) || setitimer(ITIMER_VIRTUAL, &itv[1], NULL) ||
-	    setitimer(ITIMER_PROF, &itv[2], NULL)) {
-		say("FAIL: setup: setitimer: %s", strerror(errno));
-		return 1;
-	}
+	    setitimer(ITIMER_PROF, &itv[2], NULL))
+		wl_fail("setup: setitimer: %s", strerror(errno));
 
 	/* POSIX timers */
 	for (int k = 0; k < NTMR; k++) {
@@ -352,20 +303,16 @@ int main(void)
 		sev.sigev_signo = t->sig;
 		if (t->notify == SIGEV_THREAD_ID)
 			sev.sigev_notify_thread_id = atomic_load(&w_tid);
-		if (k_timer_create(t->clk, &sev, &t->id)) {
-			say("FAIL: setup: timer_create %s: %s", t->name, strerror(errno));
-			return 1;
-		}
+		if (k_timer_create(t->clk, &sev, &t->id))
+			wl_fail("setup: timer_create %s: %s", t->name, strerror(errno));
 		if (t->name[0] == 'P')
 			atomic_store(&p_id, t->id);
 	}
 	for (int k = 0; k < NTMR; k++) {
 		struct tmr *t = &T[k];
 		if (t->del) {
-			if (k_timer_delete(t->id)) {
-				say("FAIL: setup: timer_delete %s: %s", t->name, strerror(errno));
-				return 1;
-			}
+			if (k_timer_delete(t->id))
+				wl_fail("setup: timer_delete %s: %s", t->name, strerror(errno));
 			continue;
 		}
 		struct itimerspec its = { .it_interval = d2ts(t->i), .it_value = d2ts(t->v) };
@@ -379,50 +326,31 @@ int main(void)
 				its.it_value.tv_nsec -= 1000000000L;
 			}
 		}
-		if (k_timer_settime(t->id, t->abs ? TIMER_ABSTIME : 0, &its, NULL)) {
-			say("FAIL: setup: timer_settime %s: %s", t->name, strerror(errno));
-			return 1;
-		}
+		if (k_timer_settime(t->id, t->abs ? TIMER_ABSTIME : 0, &its, NULL))
+			wl_fail("setup: timer_settime %s: %s", t->name, strerror(errno));
 	}
 	{
 		char b[256];
 		size_t l = 0;
 		for (int k = 0; k < NTMR; k++)
 			l += snprintf(b + l, sizeof b - l, "%s=%d%s ", T[k].name, T[k].id, T[k].del ? "(deleted)" : "");
-		say("timer ids: %s; W tid %d", b, atomic_load(&w_tid));
+		wl_say("timer ids: %s; W tid %d", b, atomic_load(&w_tid));
 	}
 	char *proc_before = proc_timers();
 	if (proc_before)
 		printf("/proc/self/timers:\n%s", proc_before);
 	else
-		say("note: /proc/self/timers not available");
+		wl_note("/proc/self/timers not available");
 
 	/* let P tick a bit so the handler is known to work before READY */
-	sleep_ms(500);
-	if (atomic_load(&ticks) < 1 || atomic_load(&bad_ticks)) {
-		say("FAIL: setup: periodic timer: %d ticks, %d bad", atomic_load(&ticks), atomic_load(&bad_ticks));
-		return 1;
-	}
+	wl_sleep_ms(500);
+	if (atomic_load(&ticks) < 1 || atomic_load(&bad_ticks))
+		wl_fail("setup: periodic timer: %d ticks, %d bad", atomic_load(&ticks), atomic_load(&bad_ticks));
 	int nev_ready = atomic_load(&nev);
-	say("READY");
 
-	sigset_t want;
-	siginfo_t si;
-	sigemptyset(&want);
-	sigaddset(&want, SIGTERM);
-	int eintr = 0;
-	for (;;) {
-		int s = sigwaitinfo(&want, &si);
-		if (s == SIGTERM)
-			break;
-		if (s < 0 && errno == EINTR) {
-			eintr++; /* P's handler interrupts us 5 times a second */
-			continue;
-		}
-		say("FAIL: sigwaitinfo returned %d (%s)", s, strerror(errno));
-		return 1;
-	}
-	say("main: got SIGTERM (%d EINTR while waiting, %d ticks so far)", eintr, atomic_load(&ticks));
+	/* P's handler interrupts the wait 5 times a second */
+	int eintr = wl_ready_sigwait(NULL, NULL);
+	wl_say("main: got SIGTERM (%d EINTR while waiting, %d ticks so far)", eintr, atomic_load(&ticks));
 
 	/* 1. itimers */
 	check_itimer("ITIMER_REAL", ITIMER_REAL, 1000, 500, 0);
@@ -430,11 +358,11 @@ int main(void)
 	check_itimer("ITIMER_PROF", ITIMER_PROF, 3000, 900, 0.05);
 	for (int k = 0; k < 3; k++)
 		if (atomic_load(&itimer_sigs[k]))
-			bad("itimer signal %s fired %d time(s)", k == 0 ? "SIGALRM" : k == 1 ? "SIGVTALRM" : "SIGPROF",
-			    atomic_load(&itimer_sigs[k]));
+			wl_bad("itimer signal %s fired %d time(s)", k == 0 ? "SIGALRM" : k == 1 ? "SIGVTALRM" : "SIGPROF",
+			       atomic_load(&itimer_sigs[k]));
 	if (atomic_load(&nev) != nev_ready)
-		bad("%d unexpected timer signal(s) before SIGTERM (first sig %d value %d)", atomic_load(&nev) - nev_ready,
-		    evs[nev_ready].sig, evs[nev_ready].val);
+		wl_bad("%d unexpected timer signal(s) before SIGTERM (first sig %d value %d)", atomic_load(&nev) - nev_ready,
+		       evs[nev_ready].sig, evs[nev_ready].val);
 
 	/* 2. POSIX timers by saved id */
 	int max_id = -1;
@@ -446,51 +374,51 @@ int main(void)
 		int r = k_timer_gettime(t->id, &cur);
 		if (t->del) {
 			if (r == 0 || errno != EINVAL)
-				bad("deleted timer %s (id %d): timer_gettime returned %d (%s), expected EINVAL", t->name, t->id,
-				    r, r ? strerror(errno) : "success");
+				wl_bad("deleted timer %s (id %d): timer_gettime returned %d (%s), expected EINVAL", t->name, t->id,
+				       r, r ? strerror(errno) : "success");
 			else
-				say("timer %s (id %d) ok: deleted, EINVAL", t->name, t->id);
+				wl_say("timer %s (id %d) ok: deleted, EINVAL", t->name, t->id);
 			continue;
 		}
 		if (r) {
-			bad("timer %s (id %d): timer_gettime: %s", t->name, t->id, strerror(errno));
+			wl_bad("timer %s (id %d): timer_gettime: %s", t->name, t->id, strerror(errno));
 			continue;
 		}
-		double rem = ts2d(&cur.it_value);
+		double rem = wl_ts2d(&cur.it_value);
 		struct timespec wi = d2ts(t->i);
 		if (cur.it_interval.tv_sec != wi.tv_sec || cur.it_interval.tv_nsec != wi.tv_nsec) {
-			bad("timer %s (id %d): interval %ld.%09ld, expected %ld.%09ld", t->name, t->id,
-			    (long)cur.it_interval.tv_sec, cur.it_interval.tv_nsec, (long)wi.tv_sec, wi.tv_nsec);
+			wl_bad("timer %s (id %d): interval %ld.%09ld, expected %ld.%09ld", t->name, t->id,
+			       (long)cur.it_interval.tv_sec, cur.it_interval.tv_nsec, (long)wi.tv_sec, wi.tv_nsec);
 			continue;
 		}
 		if (t->name[0] == 'P') {
 			if (rem <= 0 || rem > t->i + 0.001)
-				bad("timer P (id %d): remaining %.6f s, expected (0, 0.2]", t->id, rem);
+				wl_bad("timer P (id %d): remaining %.6f s, expected (0, 0.2]", t->id, rem);
 			else
-				say("timer P (id %d) ok: remaining %.3f s, interval 0.2 s", t->id, rem);
+				wl_say("timer P (id %d) ok: remaining %.3f s, interval 0.2 s", t->id, rem);
 			continue;
 		}
 		int ov = k_timer_getoverrun(t->id);
 		if (rem <= 0 || rem > t->v || rem <= t->v - 60)
-			bad("timer %s (id %d): remaining %.6f s, expected in (%g, %g]", t->name, t->id, rem, t->v - 60, t->v);
+			wl_bad("timer %s (id %d): remaining %.6f s, expected in (%g, %g]", t->name, t->id, rem, t->v - 60, t->v);
 		else if (ov != 0)
-			bad("timer %s (id %d): overrun %d, expected 0", t->name, t->id, ov);
+			wl_bad("timer %s (id %d): overrun %d, expected 0", t->name, t->id, ov);
 		else
-			say("timer %s (id %d) ok: remaining %.3f s, interval %g s", t->name, t->id, rem, t->i);
+			wl_say("timer %s (id %d) ok: remaining %.3f s, interval %g s", t->name, t->id, rem, t->i);
 	}
 	{
 		struct itimerspec cur;
 		int r = k_timer_gettime(max_id + 1, &cur);
 		if (r == 0 || errno != EINVAL)
-			bad("unused timer id %d: timer_gettime returned %d, expected EINVAL", max_id + 1, r);
+			wl_bad("unused timer id %d: timer_gettime returned %d, expected EINVAL", max_id + 1, r);
 	}
 	if (proc_before) {
 		char *after = proc_timers();
 		if (!after || strcmp(after, proc_before)) {
-			bad("/proc/self/timers differs from before checkpoint");
+			wl_bad("/proc/self/timers differs from before checkpoint");
 			printf("after:\n%s", after ? after : "(unreadable)\n");
 		} else {
-			say("/proc/self/timers ok: identical (ids, signals, values, notify targets, clocks)");
+			wl_say("/proc/self/timers ok: identical (ids, signals, values, notify targets, clocks)");
 		}
 		free(after);
 	}
@@ -498,15 +426,15 @@ int main(void)
 	/* 3. the periodic timer keeps ticking */
 	{
 		int c0 = atomic_load(&ticks);
-		sleep_ms(1000);
+		wl_sleep_ms(1000);
 		int c1 = atomic_load(&ticks);
 		if (c1 - c0 < 3)
-			bad("periodic timer P: %d ticks in 1 s after SIGTERM, expected ~5", c1 - c0);
+			wl_bad("periodic timer P: %d ticks in 1 s after SIGTERM, expected ~5", c1 - c0);
 		else
-			say("periodic timer P ok: %d ticks in 1 s (%d total)", c1 - c0, c1);
+			wl_say("periodic timer P ok: %d ticks in 1 s (%d total)", c1 - c0, c1);
 		if (atomic_load(&bad_ticks))
-			bad("periodic timer P: %d tick(s) with wrong siginfo (code %d value %d timerid %d)",
-			    atomic_load(&bad_ticks), bad_tick_code, bad_tick_val, bad_tick_id);
+			wl_bad("periodic timer P: %d tick(s) with wrong siginfo (code %d value %d timerid %d)",
+			       atomic_load(&bad_ticks), bad_tick_code, bad_tick_val, bad_tick_id);
 	}
 
 	/* 4. fire each timer once and check the notification */
@@ -517,41 +445,35 @@ int main(void)
 		struct itimerspec its = { .it_value = { 0, 10 * 1000000L } };
 		int from = atomic_load(&nev);
 		if (k_timer_settime(t->id, 0, &its, NULL)) {
-			bad("timer %s: re-arm: %s", t->name, strerror(errno));
+			wl_bad("timer %s: re-arm: %s", t->name, strerror(errno));
 			continue;
 		}
 		if (t->notify == SIGEV_NONE) {
-			sleep_ms(100);
+			wl_sleep_ms(100);
 			struct itimerspec cur;
 			k_timer_gettime(t->id, &cur);
 			if (atomic_load(&nev) != from)
-				bad("timer %s (SIGEV_NONE) delivered signal %d", t->name, evs[from].sig);
+				wl_bad("timer %s (SIGEV_NONE) delivered signal %d", t->name, evs[from].sig);
 			else if (cur.it_value.tv_sec || cur.it_value.tv_nsec)
-				bad("timer %s (SIGEV_NONE) did not expire: %ld.%09ld left", t->name, (long)cur.it_value.tv_sec,
-				    cur.it_value.tv_nsec);
+				wl_bad("timer %s (SIGEV_NONE) did not expire: %ld.%09ld left", t->name, (long)cur.it_value.tv_sec,
+				       cur.it_value.tv_nsec);
 			else
-				say("timer %s ok: SIGEV_NONE expired silently", t->name);
+				wl_say("timer %s ok: SIGEV_NONE expired silently", t->name);
 			continue;
 		}
 		int i = wait_event(from, t->sig, 2000);
 		if (i < 0) {
-			bad("timer %s (id %d): no signal %d within 2 s of firing", t->name, t->id, t->sig);
+			wl_bad("timer %s (id %d): no signal %d within 2 s of firing", t->name, t->id, t->sig);
 			continue;
 		}
 		struct ev *e = &evs[i];
 		int want_tid = t->notify == SIGEV_THREAD_ID ? atomic_load(&w_tid) : me;
 		if (e->code != SI_TIMER || e->val != t->val || e->timerid != t->id || e->tid != want_tid)
-			bad("timer %s: got code %d value %d timerid %d in tid %d; expected SI_TIMER value %d timerid %d tid %d",
-			    t->name, e->code, e->val, e->timerid, e->tid, t->val, t->id, want_tid);
+			wl_bad("timer %s: got code %d value %d timerid %d in tid %d; expected SI_TIMER value %d timerid %d tid %d",
+			       t->name, e->code, e->val, e->timerid, e->tid, t->val, t->id, want_tid);
 		else
-			say("timer %s ok: fired signal %d value %d timerid %d in tid %d", t->name, e->sig, e->val, e->timerid,
-			    e->tid);
+			wl_say("timer %s ok: fired signal %d value %d timerid %d in tid %d", t->name, e->sig, e->val, e->timerid,
+			       e->tid);
 	}
-
-	if (fails) {
-		say("FAIL: %s%s", first_fail, fails > 1 ? " (and more, see above)" : "");
-		return 1;
-	}
-	say("PASS");
-	return 0;
+	wl_verdict();
 }

@@ -8,6 +8,8 @@
  *   wl_pass();           // prints PASS, exits 0
  *
  * Usage: #include "wl.h" (found next to the including .c file).
+ * Workloads with signal handlers of their own, which report every check
+ * before the verdict, use wlx.h on top of this (sigwaitinfo, BAD lines).
  */
 #ifndef STASIS_WL_H
 #define STASIS_WL_H
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t wl_term;
@@ -71,6 +74,44 @@ static inline void wl_note(const char *fmt, ...)
 	printf("\n");
 	va_end(ap);
 	fflush(stdout);
+}
+
+/* Prints one line (fmt + newline) and flushes; lines from threads do not mix. */
+static inline void wl_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline void wl_say(const char *fmt, ...)
+{
+	va_list ap;
+
+	flockfile(stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+	funlockfile(stdout);
+}
+
+/* CLOCK_MONOTONIC now, in seconds. */
+static inline double wl_now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static inline double wl_ts2d(const struct timespec *ts)
+{
+	return ts->tv_sec + ts->tv_nsec / 1e9;
+}
+
+/* Sleeps ms milliseconds in full, resuming after signal handlers. */
+static inline void wl_sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
 }
 
 /* Installs the SIGTERM handler (no SA_RESTART) and prints READY. */
