@@ -14,7 +14,11 @@
 //! them; the `--json` internal times are shown next to them. Each case does
 //! one untimed warm-up cycle first (cp, dump, restore), so that guest RAM,
 //! tmpfs pages and the page cache are warm: first touch of guest RAM in a VM
-//! can be several times slower than reuse.
+//! can be several times slower than reuse. For the same reason each timed
+//! step is preceded by an untimed fault-in of as much memory as it will
+//! allocate (see [`prefault`]; `STASIS_BENCH_NO_PREFAULT=1` turns it off).
+//! `sync` runs before each timed step, so that earlier writeback does not
+//! land in it; neither cp nor the drop of its destination is fsynced.
 //!
 //! The workload (C, compiled here with `cc -O2`) maps N bytes and writes a
 //! seeded, position-dependent pattern into every 8-byte word, prints READY
@@ -22,12 +26,15 @@
 //! `VERIFY k FAIL ...`; on SIGTERM it checks again and exits 0 (`PASS`) or 1
 //! (`FAIL`). The same process is dumped and restored over and over, and
 //! verified after every restore: a restore that brings back wrong memory
-//! makes the benchmark panic.
+//! fails the benchmark (exit status 1, `FAILED` in the table). After a
+//! failed restore the case goes on timing cp and dump only, each of a
+//! fresh workload, so that the table still shows them.
 //!
 //! Positional arguments select cases (default: all): `1g`, `4g`, `sleep`,
 //! `memcpy`, `tmpfs`, `ext4`; e.g. `cargo bench -p stasis --bench cr -- 1g
-//! tmpfs`. `STASIS_BENCH_RUNS=N` overrides every run count. Needs root;
-//! cases that do not fit in MemAvailable are skipped with a printed reason.
+//! tmpfs`. `STASIS_BENCH_RUNS=N` overrides every run count; `STASIS_BIN`
+//! runs another stasis binary. Needs root; cases that do not fit in
+//! MemAvailable are skipped with a printed reason.
 //!
 //! Files go under `/var/tmp/stasis-bench-PID` (compiled workload, logs,
 //! ext4 images) and `/dev/shm/stasis-bench-PID` (tmpfs images, the cp
@@ -46,7 +53,7 @@ const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 
 /// Timed runs per case (after one warm-up cycle).
-const RUNS_1G: usize = 5;
+const RUNS_1G: usize = 7;
 const RUNS_4G: usize = 3;
 const RUNS_SLEEP: usize = 10;
 const RUNS_MEMCPY: usize = 3;
@@ -212,6 +219,34 @@ fn min_max(v: &[f64]) -> (f64, f64) {
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
             (a.min(x), b.max(x))
         })
+}
+
+/// `median [min-max]` of `v` times `scale`, or `-` when `v` is empty.
+fn stat(v: &[f64], scale: f64, prec: usize, unit: &str) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    let (lo, hi) = min_max(v);
+    format!(
+        "{:.prec$}{unit} [{:.prec$}-{:.prec$}]",
+        median(v) * scale,
+        lo * scale,
+        hi * scale
+    )
+}
+
+/// `a / b` of two medians, and of the two minima, or `-` when either is
+/// missing.
+fn ratio(a: &[f64], b: &[f64]) -> String {
+    if a.is_empty() || b.is_empty() {
+        "-".into()
+    } else {
+        format!(
+            "{:.2} ({:.2})",
+            median(a) / median(b),
+            min_max(a).0 / min_max(b).0
+        )
+    }
 }
 
 fn human(bytes: u64) -> String {
@@ -750,11 +785,20 @@ struct Bench {
     cp: PathBuf,
     work: PathBuf,
     runs_override: Option<usize>,
+    /// Fault in (and free) memory right before each timed step; see
+    /// [`prefault`].
+    prefault: bool,
 }
 
 impl Bench {
     fn runs(&self, default: usize) -> usize {
         self.runs_override.unwrap_or(default)
+    }
+
+    /// Makes `bytes` (+ 256 MiB) of guest RAM host-resident just before a
+    /// timed step, when enabled; returns the rate in GB/s.
+    fn warm(&self, bytes: u64) -> Option<f64> {
+        self.prefault.then(|| prefault(bytes + 256 * MIB))
     }
 
     /// `stasis dump` of `pid` into `dir` (created empty), timed; records
@@ -807,6 +851,7 @@ impl Bench {
         // SAFETY: sync has no preconditions; it flushes dirty data left by
         // earlier steps so that it does not land inside this timing.
         unsafe { libc::sync() };
+        self.warm(fs::metadata(src).map(|m| m.len()).unwrap_or(0));
         let r = run_timed(&self.cp, &[path_str(src), path_str(dst)], &self.work);
         let len = fs::metadata(dst).map(|m| m.len()).unwrap_or(0);
         assert_eq!(
@@ -831,12 +876,8 @@ impl Bench {
             t.name,
             t.root.display()
         );
-        let mut wl = MemWorkload::start(
-            bin,
-            bytes,
-            self.work.join(format!("wl-{}g-{}", bytes / GIB, t.name)),
-        );
-        let pid = wl.w.pid;
+        let wl_dir = self.work.join(format!("wl-{}g-{}", bytes / GIB, t.name));
+        let mut wl = MemWorkload::start(bin, bytes, wl_dir.clone());
         let ms = wl.verify();
         eprintln!("  initial check: {ms:.0} ms");
         let images = t.root.join("images");
@@ -848,24 +889,48 @@ impl Bench {
             } else {
                 eprint!("  run {i}:");
             }
+            let pid = wl.w.pid;
             let cp = self.cp(src, &cp_dst);
             eprint!(" cp {cp:.3} s");
             // SAFETY: sync has no preconditions (see Bench::cp).
             unsafe { libc::sync() };
+            self.warm(bytes);
             let d = self.dump(pid, &images, row, warm);
             eprint!("  dump {d:.3} s");
             wl.w.reap_after_dump();
-            let r = self.restore(&images, pid, row, warm);
-            eprint!("  restore {r:.3} s");
-            wl.w.check_restored();
-            let check_ms = wl.verify();
-            eprintln!("  check OK ({check_ms:.0} ms)");
-            let _ = fs::remove_dir_all(&images);
             if !warm {
                 row.cp.push(cp);
             }
+            if row.failed.is_none() {
+                let failed = catch(|| {
+                    self.warm(bytes);
+                    let r = self.restore(&images, pid, row, warm);
+                    eprint!("  restore {r:.3} s");
+                    wl.w.check_restored();
+                    let check_ms = wl.verify();
+                    eprintln!("  check OK ({check_ms:.0} ms)");
+                });
+                if let Some(why) = failed {
+                    eprintln!(
+                        "  restore or check FAILED: later runs time cp and dump only, \
+                         each of a fresh workload"
+                    );
+                    row.failed = Some(why);
+                    // A restored process is our child (or reparented to
+                    // us): reap what is left of it.
+                    let _ = wait_child(pid, Duration::from_secs(5));
+                }
+            } else {
+                eprintln!("  (no restore)");
+            }
+            let _ = fs::remove_dir_all(&images);
+            if row.failed.is_some() && i < runs {
+                wl = MemWorkload::start(bin, bytes, wl_dir.clone());
+            }
         }
-        wl.finish();
+        if row.failed.is_none() {
+            wl.finish();
+        }
         let _ = fs::remove_file(&cp_dst);
     }
 
@@ -912,6 +977,52 @@ impl Bench {
         );
         drop(w); // SIGKILL + reap
     }
+}
+
+/// Faults in `bytes` of anonymous memory (transparent huge pages where
+/// possible) and frees it again; returns the rate in GB/s.
+///
+/// This VM reports freed guest pages to the host (virtio-balloon free page
+/// reporting), which drops them: the next touch of such a page faults on
+/// the host too, several times slower than reuse. Any step that allocates
+/// GiBs (cp's destination, an image on tmpfs or in the page cache, the
+/// restored memory) pays that or not depending on timing. Touching the
+/// memory right before the step hands it recently freed, host-resident
+/// pages instead, so that cp and stasis are both measured warm.
+fn prefault(bytes: u64) -> f64 {
+    let len = bytes as usize;
+    let t = Instant::now();
+    // SAFETY: a fresh private anonymous mapping; no existing memory is
+    // affected, and the result is checked before use.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return f64::NAN;
+    }
+    // SAFETY: `p..p+len` is the mapping made above; madvise only changes
+    // how it is backed. Failure (no THP, no POPULATE_WRITE) is fine.
+    let populated = unsafe {
+        libc::madvise(p, len, libc::MADV_HUGEPAGE);
+        libc::madvise(p, len, libc::MADV_POPULATE_WRITE) == 0
+    };
+    if !populated {
+        for off in (0..len).step_by(4096) {
+            // SAFETY: `off < len`, inside the writable mapping made above,
+            // which nothing else references.
+            unsafe { std::ptr::write_volatile((p as *mut u8).add(off), 1) };
+        }
+    }
+    // SAFETY: unmapping exactly the mapping made above, not used after.
+    unsafe { libc::munmap(p, len) };
+    bytes as f64 / t.elapsed().as_secs_f64() / 1e9
 }
 
 /// memcpy of `bytes` between two warm buffers; seconds per run.
@@ -984,6 +1095,7 @@ fn main() {
     let runs_override = std::env::var("STASIS_BENCH_RUNS")
         .ok()
         .and_then(|s| s.parse().ok());
+    let prefault = std::env::var_os("STASIS_BENCH_NO_PREFAULT").is_none();
 
     let me = std::process::id();
     let ext4_root = PathBuf::from(format!("/var/tmp/stasis-bench-{me}"));
@@ -1052,6 +1164,25 @@ fn main() {
         read_trim("/proc/sys/vm/dirty_ratio"),
         read_trim("/proc/sys/vm/dirty_background_ratio")
     );
+    let reported_kib = || {
+        fs::read_to_string("/sys/module/page_reporting/parameters/reported_kib")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+    };
+    let reported_at_start = reported_kib();
+    println!(
+        "  memory:  free page reporting to the host {}; prefault before each timed step: {}",
+        if Path::new("/sys/module/page_reporting").exists() {
+            "present"
+        } else {
+            "absent"
+        },
+        if prefault {
+            "yes (STASIS_BENCH_NO_PREFAULT=1 to disable)"
+        } else {
+            "no"
+        }
+    );
     println!(
         "  cp:      {}",
         cmd_stdout(path_str(&cp), &["--version"])
@@ -1089,6 +1220,7 @@ fn main() {
         cp,
         work: work.clone(),
         runs_override,
+        prefault,
     };
     let mut rows = Vec::new();
     let mut memcpy_rows = Vec::new();
@@ -1133,7 +1265,11 @@ fn main() {
         }
         for t in &targets {
             let mut row = Row::new(format!("{label} anon"), t.name, bytes);
-            row.failed = catch(|| bench.mem_case(&bin, bytes, &src, t, bench.runs(runs), &mut row));
+            if let Some(why) =
+                catch(|| bench.mem_case(&bin, bytes, &src, t, bench.runs(runs), &mut row))
+            {
+                row.failed = Some(why);
+            }
             rows.push(row);
         }
         fs::remove_file(&src).expect("remove cp source");
@@ -1147,6 +1283,12 @@ fn main() {
     }
 
     println!("  loadavg at end: {}", read_trim("/proc/loadavg"));
+    if let (Some(a), Some(b)) = (reported_at_start, reported_kib()) {
+        println!(
+            "  guest memory reported free to the host during the run: {}",
+            human(b.saturating_sub(a) * 1024)
+        );
+    }
     print_results(&rows, &memcpy_rows, &skips);
 
     if rows.iter().any(|r| r.failed.is_some()) {
@@ -1179,12 +1321,13 @@ fn catch(f: impl FnOnce()) -> Option<String> {
 fn print_results(rows: &[Row], memcpy_rows: &[(u64, Vec<f64>)], skips: &[String]) {
     println!();
     println!(
-        "Medians of the timed runs (after one warm-up); wall time of the stasis command, \
-         ratio to cp of the same bytes into the same fs. [min-max]"
+        "Median [min-max] of the timed runs (after one warm-up): wall time of the stasis \
+         command;\nd/cp, r/cp: median / median cp of the same bytes into the same fs \
+         (in parentheses: fastest / fastest cp)."
     );
     println!();
     println!(
-        "| {:<16} | {:<5} | {:>4} | {:>19} | {:>22} | {:>6} | {:>22} | {:>6} | {:>10} | {:>20} | {:>12} |",
+        "| {:<16} | {:<5} | {:>4} | {:>19} | {:>22} | {:>11} | {:>22} | {:>11} | {:>10} | {:>18} | {:>12} |",
         "case",
         "fs",
         "runs",
@@ -1194,34 +1337,26 @@ fn print_results(rows: &[Row], memcpy_rows: &[(u64, Vec<f64>)], skips: &[String]
         "restore s",
         "r/cp",
         "image",
-        "dump json/frozen s",
+        "dump json/frozen",
         "restore json"
     );
     println!(
-        "|{:-<18}|{:-<7}|{:->6}|{:->21}|{:->24}|{:->8}|{:->24}|{:->8}|{:->12}|{:->22}|{:->14}|",
+        "|{:-<18}|{:-<7}|{:->6}|{:->21}|{:->24}|{:->13}|{:->24}|{:->13}|{:->12}|{:->20}|{:->14}|",
         "", "", "", "", "", "", "", "", "", "", ""
     );
     let mut verdicts = Vec::new();
     for r in rows {
-        let (dmin, dmax) = min_max(&r.dump);
-        let (rmin, rmax) = min_max(&r.restore);
         let mem = r.bytes > 0;
-        let scale = if mem { 1.0 } else { 1e3 };
-        let unit = if mem { "" } else { " ms" };
-        let (cp, dr, rr) = if mem {
-            let cp = median(&r.cp);
-            let (cmin, cmax) = min_max(&r.cp);
-            (
-                format!("{cp:.3} [{cmin:.3}-{cmax:.3}]"),
-                format!("{:.2}", median(&r.dump) / cp),
-                format!("{:.2}", median(&r.restore) / cp),
-            )
-        } else {
-            ("-".into(), "-".into(), "-".into())
+        let (scale, prec, unit) = if mem { (1.0, 3, "") } else { (1e3, 1, " ms") };
+        let json = |v: &[f64]| {
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{:.prec$}", median(v) * scale)
+            }
         };
-        let prec = if mem { 3 } else { 1 };
         println!(
-            "| {:<16} | {:<5} | {:>4} | {:>19} | {:>22} | {:>6} | {:>22} | {:>6} | {:>10} | {:>20} | {:>12} |",
+            "| {:<16} | {:<5} | {:>4} | {:>19} | {:>22} | {:>11} | {:>22} | {:>11} | {:>10} | {:>18} | {:>12} |",
             if r.failed.is_some() {
                 format!("{} FAILED", r.what)
             } else {
@@ -1229,39 +1364,23 @@ fn print_results(rows: &[Row], memcpy_rows: &[(u64, Vec<f64>)], skips: &[String]
             },
             r.fs,
             r.dump.len(),
-            cp,
-            format!(
-                "{:.prec$}{unit} [{:.prec$}-{:.prec$}]",
-                median(&r.dump) * scale,
-                dmin * scale,
-                dmax * scale
-            ),
-            dr,
-            format!(
-                "{:.prec$}{unit} [{:.prec$}-{:.prec$}]",
-                median(&r.restore) * scale,
-                rmin * scale,
-                rmax * scale
-            ),
-            rr,
+            if mem { stat(&r.cp, 1.0, 3, "") } else { "-".into() },
+            stat(&r.dump, scale, prec, unit),
+            if mem { ratio(&r.dump, &r.cp) } else { "-".into() },
+            stat(&r.restore, scale, prec, unit),
+            if mem { ratio(&r.restore, &r.cp) } else { "-".into() },
             human(r.image.0),
-            format!(
-                "{:.prec$} / {:.prec$}",
-                median(&r.dump_json) * scale,
-                median(&r.frozen) * scale
-            ),
-            format!("{:.prec$}", median(&r.restore_json) * scale),
+            format!("{} / {}", json(&r.dump_json), json(&r.frozen)),
+            json(&r.restore_json),
         );
         if mem {
-            let cp = median(&r.cp);
-            for (what, t) in [("dump", median(&r.dump)), ("restore", median(&r.restore))] {
-                let ratio = t / cp;
-                let verdict = if r.failed.is_some() && !ratio.is_finite() {
+            for (what, v) in [("dump", &r.dump), ("restore", &r.restore)] {
+                let verdict = if v.is_empty() || r.cp.is_empty() {
                     "FAILED, no timed run".to_string()
-                } else if ratio <= TARGET_RATIO {
-                    format!("{ratio:.2}x cp -> met")
                 } else {
-                    format!("{ratio:.2}x cp -> NOT met")
+                    let x = median(v) / median(&r.cp);
+                    let met = if x <= TARGET_RATIO { "met" } else { "NOT met" };
+                    format!("{x:.2}x cp -> {met}")
                 };
                 verdicts.push(format!("  {} {} {what}: {verdict}", r.what, r.fs));
             }

@@ -22,6 +22,8 @@ const PR_SET_VMA: u64 = 0x53564d41;
 const PR_SET_VMA_ANON_NAME: u64 = 0;
 /// iovecs per preadv (IOV_MAX).
 const IOV_BATCH: usize = 1024;
+/// Bytes per preadv.
+const MAX_BATCH: u64 = 1 << 30;
 /// Where iovecs go in scratch memory.
 const IOV_OFF: u64 = 4096;
 
@@ -207,7 +209,13 @@ fn fill_pages(t: &Target, runs: &[PageRun], pages_fd: i32) -> Result<(), Restore
         let start = runs[i].offset;
         let mut end = start;
         let mut iov = Vec::new();
-        while i < runs.len() && iov.len() < IOV_BATCH && runs[i].offset == end {
+        // One read(2)-family call moves at most 2 GiB - 4 KiB: keep each
+        // batch at or under 1 GiB.
+        while i < runs.len()
+            && iov.len() < IOV_BATCH
+            && runs[i].offset == end
+            && (iov.is_empty() || end - start + runs[i].nr_pages * super::PAGE <= MAX_BATCH)
+        {
             let len = runs[i].nr_pages * super::PAGE;
             iov.push(runs[i].vaddr);
             iov.push(len);
