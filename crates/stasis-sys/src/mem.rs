@@ -31,11 +31,11 @@ pub fn read_ranges(pid: i32, ranges: &[(RemoteAddr, usize)], buf: &mut [u8]) -> 
                 iov_base: buf[done + got..].as_mut_ptr().cast(),
                 iov_len: len - got,
             };
+            let nr = rv.len() as u64;
             // SAFETY: `local` points into `buf`, which is valid for writes of
             // `len - got` bytes; the remote iovecs are only read by the kernel
             // and describe the other process's memory, never ours.
-            let n =
-                unsafe { libc::process_vm_readv(pid, &local, 1, rv.as_ptr(), rv.len() as u64, 0) };
+            let n = unsafe { libc::process_vm_readv(pid, &local, 1, rv.as_ptr(), nr, 0) };
             if n < 0 {
                 return Err(SysError::last(
                     "process_vm_readv",
