@@ -1,5 +1,6 @@
-//! The dump driver: check, freeze, collect every [`Resource`], write the
-//! image, then kill the target or let it run.
+//! The dump driver: check, freeze the whole tree, collect every
+//! [`Resource`] of every process, write the image, then kill the tree or
+//! let it run.
 //!
 //! Nothing is changed in the target before the image is complete; any
 //! error detaches and leaves it running as it was (see [`Frozen`]).
@@ -10,7 +11,7 @@ use std::time::Instant;
 use stasis_image::{self as img, Image, Inventory, PageMap, PagesWriter, Process};
 
 use crate::error::DumpError;
-use crate::freeze::Frozen;
+use crate::freeze::{Frozen, FrozenTree};
 use crate::{
     fault_point, files, identity, mm, procfs, signals, threads, timers, Progress, Resource,
 };
@@ -27,6 +28,8 @@ pub struct DumpOptions {
 #[derive(Debug, Clone)]
 pub struct DumpReport {
     pub pid: i32,
+    /// Processes in the tree, zombies included.
+    pub processes: usize,
     pub threads: usize,
     pub vmas: usize,
     pub fds: usize,
@@ -37,11 +40,8 @@ pub struct DumpReport {
     pub total_ms: f64,
 }
 
-/// Checks made before the target is touched at all.
-fn precheck(
-    pid: i32,
-    opts: &DumpOptions,
-) -> Result<(stasis_proc::Status, stasis_proc::Stat), DumpError> {
+/// Checks made on each process before it is touched at all.
+fn precheck(pid: i32, root: bool, opts: &DumpOptions) -> Result<(), DumpError> {
     let status = procfs::parsed(
         pid,
         stasis_proc::parse_status(&procfs::read_string(pid, "status")?),
@@ -59,9 +59,6 @@ fn precheck(
     }
     if pid as u32 == std::process::id() {
         return refuse("is stasis itself".into());
-    }
-    if matches!(stat.state, 'Z' | 'X') {
-        return refuse("is a zombie".into());
     }
     if status.tracer_pid != 0 {
         return refuse(format!(
@@ -92,19 +89,8 @@ fn precheck(
             ));
         }
     }
-    let children = children_of(pid)?;
-    if !children.is_empty() {
-        return refuse(format!(
-            "has child processes ({}); process trees are not supported yet",
-            children
-                .iter()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
     if !opts.shell_job {
-        if stat.session != pid as u32 {
+        if root && stat.session != pid as u32 {
             return refuse(format!(
                 "is not a session leader (its session {} is outside the dump); pass --shell-job to checkpoint a job of a shell",
                 stat.session
@@ -114,20 +100,41 @@ fn precheck(
             return refuse("has a controlling terminal; pass --shell-job".into());
         }
     }
-    Ok((status, stat))
+    Ok(())
 }
 
-fn children_of(pid: i32) -> Result<Vec<u32>, DumpError> {
-    let mut out = Vec::new();
-    for tid in crate::freeze::list_tids(pid)? {
-        if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/children")) {
-            out.extend(stasis_proc::parse_children(&s));
+/// What processes of the tree share with their parent that stasis cannot
+/// recreate yet: a vfork in progress (or any CLONE_VM child), a shared fd
+/// table (CLONE_FILES), a shared cwd/root/umask (CLONE_FS).
+fn check_sharing(tree: &FrozenTree) -> Result<(), DumpError> {
+    use stasis_sys::util::{kcmp_same, KCMP_FILES, KCMP_FS, KCMP_VM};
+    let pids: std::collections::BTreeSet<i32> = tree.procs.iter().map(|f| f.pid).collect();
+    for f in &tree.procs {
+        let ppid = procfs::parsed(
+            f.pid,
+            stasis_proc::parse_stat(&procfs::read_string(f.pid, "stat")?),
+        )?
+        .ppid as i32;
+        if !pids.contains(&ppid) {
+            continue;
+        }
+        for (kind, what) in [
+            (KCMP_VM, "shares its memory with its parent {ppid} (vfork not finished, or CLONE_VM); stasis cannot checkpoint that yet"),
+            (KCMP_FILES, "shares its fd table with its parent {ppid} (CLONE_FILES); stasis cannot checkpoint that yet"),
+            (KCMP_FS, "shares cwd, root and umask with its parent {ppid} (CLONE_FS); stasis cannot checkpoint that yet"),
+        ] {
+            if kcmp_same(f.pid, ppid, kind).unwrap_or(false) {
+                return Err(DumpError::Refused {
+                    pid: f.pid,
+                    what: what.replace("{ppid}", &ppid.to_string()),
+                });
+            }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Checkpoints process `pid` into `dir`.
+/// Checkpoints the process tree rooted at `pid` into `dir`.
 pub fn dump(
     pid: i32,
     dir: &Path,
@@ -143,77 +150,64 @@ pub fn dump(
         path: dir.display().to_string(),
         source,
     })?;
-    let (status, stat) = precheck(pid, opts)?;
+    precheck(pid, true, opts)?;
     progress.phase("freezing", 0);
-    let mut frozen = Frozen::seize(pid)?;
+    let tree = FrozenTree::seize(pid, &mut |p| {
+        if p == pid {
+            Ok(())
+        } else {
+            precheck(p, false, opts)
+        }
+    })?;
     let t_frozen = Instant::now();
-    // The seized state may differ from the pre-check (a fork just before
-    // the freeze); check the tree again now that nothing runs.
-    if !children_of(pid)?.is_empty() {
-        return Err(DumpError::Refused {
-            pid,
-            what: "started a child process; process trees are not supported yet".into(),
+    check_sharing(&tree)?;
+
+    let mut pages = PagesWriter::create(dir)?;
+    let mut files = files::FileTable::default();
+    let mut shmem = Vec::new();
+    let mut processes = Vec::new();
+    let mut pagemaps = Vec::new();
+    let mut pages_bytes = 0;
+    let mut tree = tree;
+    for frozen in &mut tree.procs {
+        let (p, runs, b) = dump_process(frozen, opts, &mut pages, &mut files, &mut shmem, progress)?;
+        pagemaps.push(PageMap {
+            pid: p.pid,
+            runs,
+            shmem_id: 0,
+            shmem_size: 0,
+        });
+        pages_bytes += b;
+        processes.push(p);
+    }
+    for z in &tree.zombies {
+        processes.push(Process {
+            pid: z.stat.pid,
+            ppid: z.stat.ppid,
+            pgid: z.stat.pgrp,
+            sid: z.stat.session,
+            exit_signal: z.stat.exit_signal as u32,
+            zombie: true,
+            exit_status: z.stat.exit_code,
+            ..Default::default()
         });
     }
-    let smaps = procfs::parsed(
-        pid,
-        stasis_proc::parse_smaps(&procfs::read_string(pid, "smaps")?),
-    )?;
-    let mut vmas = mm::dump::dump_vmas(pid, &smaps)?;
-    let (syscall_at, vdso_hash) = mm::dump::find_syscall_insn(pid, &vmas)?;
-    frozen.syscall_at = syscall_at;
-    frozen.map_scratch()?;
-
-    let mut p = Process {
-        pid: pid as u32,
-        ppid: stat.ppid,
-        pgid: stat.pgrp,
-        sid: stat.session,
-        exit_signal: stat.exit_signal as u32,
-        ..Default::default()
-    };
-    let mut pipes = Vec::new();
-    let mut pages = PagesWriter::create(dir)?;
-    let mut runs = Vec::new();
-    let mut pages_bytes = 0;
-    for r in Resource::ALL {
-        progress.phase(r.name(), 0);
-        match r {
-            Resource::Identity => identity::dump_identity(&frozen, &status, &mut p)?,
-            Resource::Files => {
-                let (fds, ps) = files::dump_fds(pid, opts.shell_job)?;
-                p.fds = fds;
-                pipes = ps;
-                p.exe_path = procfs::read_link(pid, "exe")?;
-                p.exe_id = Some(procfs::file_id(&procfs::stat(pid, "exe")?));
-            }
-            Resource::Memory => {
-                p.mm = Some(mm::dump::dump_mm(pid, &frozen)?);
-                let (r, b) = mm::dump::dump_pages(pid, &mut vmas, &mut pages, progress)?;
-                runs = r;
-                pages_bytes = b;
-                p.vmas = vmas.clone();
-            }
-            Resource::Signals => {
-                p.sigactions = signals::dump_sigactions(&frozen)?;
-                p.shared_pending = signals::dump_shared_pending(&frozen)?;
-            }
-            Resource::Timers => {
-                p.itimers = timers::dump_itimers(&frozen)?;
-                p.posix_timers = timers::dump_posix_timers(&frozen)?;
-            }
-            Resource::Threads => p.threads = threads::dump_threads(&frozen)?,
-        }
-    }
+    pagemaps.extend(shmem);
+    let pipes = files.finish(&tree.pids())?;
+    // Would restore be able to rebuild this tree's sessions and groups?
+    let exists = |p: u32| Path::new(&format!("/proc/{p}")).exists();
+    crate::tree::plan(&processes, pid as u32, opts.shell_job, &exists)
+        .map_err(|what| DumpError::Refused { pid, what: format!("cannot be checkpointed: {what}") })?;
     if fault_point("dump-before-write") {
         return Err(DumpError::Injected("dump-before-write"));
     }
     let pages_size = pages.finish()?;
-    let xstate_size = p
+    let xstate_size = processes[0]
         .threads
         .first()
         .map(|t| t.xstate.len() as u32)
         .unwrap_or(0);
+    let vdso_hash = tree.procs[0].vdso_hash;
     let image = Image {
         inventory: Inventory {
             format_major: img::FORMAT_MAJOR,
@@ -229,33 +223,100 @@ pub fn dump(
                 .unwrap_or(0),
             xstate_size,
             vdso_hash,
-            pids: vec![pid as u32],
+            pids: processes.iter().map(|p| p.pid).collect(),
             pages_file_size: pages_size,
             xcr0: 0,
         },
-        pagemaps: vec![PageMap {
-            pid: pid as u32,
-            runs,
-        }],
-        processes: vec![p],
+        pagemaps,
+        processes,
         pipes,
     };
     img::write_core(dir, &image)?;
+    let live: Vec<&Process> = image.processes.iter().filter(|p| !p.zombie).collect();
     let report = DumpReport {
         pid,
-        threads: image.processes[0].threads.len(),
-        vmas: image.processes[0].vmas.len(),
-        fds: image.processes[0].fds.len(),
+        processes: image.processes.len(),
+        threads: live.iter().map(|p| p.threads.len()).sum(),
+        vmas: live.iter().map(|p| p.vmas.len()).sum(),
+        fds: live.iter().map(|p| p.fds.len()).sum(),
         pages_bytes,
         frozen_ms: 0.0,
         total_ms: 0.0,
     };
-    frozen.release(!opts.leave_running)?;
+    tree.release(!opts.leave_running)?;
     Ok(DumpReport {
         frozen_ms: t_frozen.elapsed().as_secs_f64() * 1e3,
         total_ms: t0.elapsed().as_secs_f64() * 1e3,
         ..report
     })
+}
+
+/// Collects every [`Resource`] of one frozen process.
+fn dump_process(
+    frozen: &mut Frozen,
+    opts: &DumpOptions,
+    pages: &mut PagesWriter,
+    files: &mut files::FileTable,
+    shmem: &mut Vec<PageMap>,
+    progress: &dyn Progress,
+) -> Result<(Process, Vec<img::PageRun>, u64), DumpError> {
+    let pid = frozen.pid;
+    let status = procfs::parsed(
+        pid,
+        stasis_proc::parse_status(&procfs::read_string(pid, "status")?),
+    )?;
+    let stat = procfs::parsed(
+        pid,
+        stasis_proc::parse_stat(&procfs::read_string(pid, "stat")?),
+    )?;
+    let smaps = procfs::parsed(
+        pid,
+        stasis_proc::parse_smaps(&procfs::read_string(pid, "smaps")?),
+    )?;
+    let mut vmas = mm::dump::dump_vmas(pid, &smaps)?;
+    let (syscall_at, vdso_hash) = mm::dump::find_syscall_insn(pid, &vmas)?;
+    frozen.syscall_at = syscall_at;
+    frozen.vdso_hash = vdso_hash;
+    frozen.map_scratch()?;
+
+    let mut p = Process {
+        pid: pid as u32,
+        ppid: stat.ppid,
+        pgid: stat.pgrp,
+        sid: stat.session,
+        exit_signal: stat.exit_signal as u32,
+        ..Default::default()
+    };
+    let mut runs = Vec::new();
+    let mut pages_bytes = 0;
+    for r in Resource::ALL {
+        progress.phase(r.name(), 0);
+        match r {
+            Resource::Identity => identity::dump_identity(frozen, &status, &mut p)?,
+            Resource::Files => {
+                p.fds = files.dump_fds(pid, opts.shell_job)?;
+                p.exe_path = procfs::read_link(pid, "exe")?;
+                p.exe_id = Some(procfs::file_id(&procfs::stat(pid, "exe")?));
+            }
+            Resource::Memory => {
+                p.mm = Some(mm::dump::dump_mm(pid, frozen)?);
+                let (r, b) = mm::dump::dump_pages(pid, &mut vmas, pages, shmem, progress)?;
+                runs = r;
+                pages_bytes = b;
+                p.vmas = vmas.clone();
+            }
+            Resource::Signals => {
+                p.sigactions = signals::dump_sigactions(frozen)?;
+                p.shared_pending = signals::dump_shared_pending(frozen)?;
+            }
+            Resource::Timers => {
+                p.itimers = timers::dump_itimers(frozen)?;
+                p.posix_timers = timers::dump_posix_timers(frozen)?;
+            }
+            Resource::Threads => p.threads = threads::dump_threads(frozen)?,
+        }
+    }
+    Ok((p, runs, pages_bytes))
 }
 
 pub fn kernel_release() -> String {

@@ -5,8 +5,9 @@
 //! Pipe contents are copied with tee(2) through a handle from
 //! pidfd_getfd(2), so the target's data is never consumed.
 //!
-//! Restore runs inside the new process before its memory is switched:
-//! every fd is opened and moved to its number with its flags and offset.
+//! Restore opens every open file description once, in the restorer, with
+//! its flags and offset ([`Descriptions`]); each new process, before its
+//! memory is switched, dups the ones it had to their numbers.
 //!
 //! Changed files: a file open read-only whose size or mtime changed since
 //! the dump is refused at restore (the process may have cached what it
@@ -16,6 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 
 use stasis_image::{Fd, FdKind, Pipe, Process};
 use stasis_sys::{pidfd, util, RemoteFd};
@@ -53,55 +55,88 @@ fn is_tty_rdev(rdev: u64) -> bool {
     (136..=143).contains(&major) || major == 4 || (major == 5 && libc::minor(rdev) != 2)
 }
 
-/// Dumps the fd table. Returns the fds and the pipes they use.
-pub fn dump_fds(pid: i32, shell_job: bool) -> Result<(Vec<Fd>, Vec<Pipe>), DumpError> {
-    let dir = format!("/proc/{pid}/fd");
-    let rd = std::fs::read_dir(&dir).map_err(|e| procfs::io_err(pid, dir.clone(), e))?;
-    let mut nums: Vec<i32> = rd
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    nums.sort();
-    let mut fds = Vec::new();
-    let mut pipes: BTreeMap<u64, Pipe> = BTreeMap::new();
-    let mut pipe_modes: BTreeMap<u64, BTreeSet<i32>> = BTreeMap::new();
-    let mut seen_ino: BTreeMap<i32, u64> = BTreeMap::new();
-    for n in nums {
-        let link = procfs::read_link(pid, &format!("fd/{n}"))?;
-        let info = procfs::parsed(
-            pid,
-            stasis_proc::parse_fdinfo(&procfs::read_string(pid, &format!("fdinfo/{n}"))?),
-        )?;
+/// The descriptors of a whole tree, as they are dumped process by process:
+/// open file descriptions shared between fds (dup) and between processes
+/// (fork, SCM_RIGHTS) get one `desc` id, found with kcmp(KCMP_FILE); each
+/// pipe's buffered bytes are copied once.
+#[derive(Default)]
+pub struct FileTable {
+    pipes: BTreeMap<u64, Pipe>,
+    /// Pipe inode -> access modes of its ends held in the tree.
+    pipe_modes: BTreeMap<u64, BTreeSet<i32>>,
+    /// Inode -> descriptions seen with it: (pid, fd, record).
+    by_ino: BTreeMap<u64, Vec<(i32, Fd)>>,
+    next_desc: u32,
+}
+
+impl FileTable {
+    /// Dumps the fd table of `pid`.
+    pub fn dump_fds(&mut self, pid: i32, shell_job: bool) -> Result<Vec<Fd>, DumpError> {
+        let dir = format!("/proc/{pid}/fd");
+        let rd = std::fs::read_dir(&dir).map_err(|e| procfs::io_err(pid, dir.clone(), e))?;
+        let mut nums: Vec<i32> = rd
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        nums.sort();
+        let mut fds = Vec::with_capacity(nums.len());
+        for n in nums {
+            let link = procfs::read_link(pid, &format!("fd/{n}"))?;
+            let info = procfs::parsed(
+                pid,
+                stasis_proc::parse_fdinfo(&procfs::read_string(pid, &format!("fdinfo/{n}"))?),
+            )?;
+            let cloexec = info.flags & libc::O_CLOEXEC as u32 != 0;
+            // The same description as one seen before (here or in another
+            // process of the tree): share its record.
+            let seen = self.by_ino.get(&info.ino).and_then(|v| {
+                v.iter()
+                    .find(|(p2, f)| util::same_file(*p2, f.fd, pid, n).unwrap_or(false))
+            });
+            if let Some((_, orig)) = seen {
+                fds.push(Fd {
+                    fd: n,
+                    cloexec,
+                    ..orig.clone()
+                });
+                continue;
+            }
+            let mut fd = Fd {
+                fd: n,
+                kind: FdKind::Regular as i32,
+                path: link.clone(),
+                flags: info.flags & !(libc::O_CLOEXEC as u32),
+                pos: info.pos,
+                cloexec,
+                file: None,
+                pipe_ino: 0,
+                dup_of: None,
+                desc: 0,
+            };
+            self.describe(pid, &mut fd, &link, shell_job)?;
+            self.next_desc += 1;
+            fd.desc = self.next_desc;
+            self.by_ino
+                .entry(info.ino)
+                .or_default()
+                .push((pid, fd.clone()));
+            fds.push(fd);
+        }
+        Ok(fds)
+    }
+
+    /// Fills in what kind of file `fd` is, or refuses it.
+    fn describe(
+        &mut self,
+        pid: i32,
+        fd: &mut Fd,
+        link: &str,
+        shell_job: bool,
+    ) -> Result<(), DumpError> {
+        let n = fd.fd;
         let refuse = |what: &str| DumpError::Refused {
             pid,
             what: format!("fd {n} is {what}"),
         };
-        let cloexec = info.flags & libc::O_CLOEXEC as u32 != 0;
-        let mut fd = Fd {
-            fd: n,
-            kind: FdKind::Regular as i32,
-            path: link.clone(),
-            flags: info.flags & !(libc::O_CLOEXEC as u32),
-            pos: info.pos,
-            cloexec,
-            file: None,
-            pipe_ino: 0,
-            dup_of: None,
-        };
-        // A dup of an earlier fd: same description, restored by dup.
-        let ino = info.ino;
-        if let Some(orig) = fds.iter().find(|f: &&Fd| {
-            seen_ino.get(&f.fd) == Some(&ino) && util::same_file(pid, f.fd, pid, n).unwrap_or(false)
-        }) {
-            fd.dup_of = Some(orig.fd);
-            fd.kind = orig.kind;
-            fd.path = orig.path.clone();
-            fd.file = orig.file.clone();
-            fd.pipe_ino = orig.pipe_ino;
-            seen_ino.insert(n, ino);
-            fds.push(fd);
-            continue;
-        }
-        seen_ino.insert(n, ino);
         if let Some(rest) = link.strip_prefix("pipe:[") {
             let ino: u64 = rest.trim_end_matches(']').parse().unwrap_or(0);
             fd.kind = FdKind::Pipe as i32;
@@ -113,12 +148,11 @@ pub fn dump_fds(pid: i32, shell_job: bool) -> Result<(Vec<Fd>, Vec<Pipe>), DumpE
                     "a pipe opened read-write, which stasis cannot restore yet",
                 ));
             }
-            pipe_modes.entry(ino).or_default().insert(mode);
-            if let std::collections::btree_map::Entry::Vacant(e) = pipes.entry(ino) {
+            self.pipe_modes.entry(ino).or_default().insert(mode);
+            if let std::collections::btree_map::Entry::Vacant(e) = self.pipes.entry(ino) {
                 e.insert(dump_pipe(pid, n, mode, ino)?);
             }
-            fds.push(fd);
-            continue;
+            return Ok(());
         }
         if link.starts_with("socket:[") {
             return Err(refuse("a socket, which stasis cannot checkpoint yet"));
@@ -159,7 +193,7 @@ pub fn dump_fds(pid: i32, shell_job: bool) -> Result<(Vec<Fd>, Vec<Pipe>), DumpE
                 }
                 fd.kind = FdKind::Tty as i32;
             }
-            libc::S_IFCHR if SIMPLE_DEVICES.contains(&link.as_str()) => {
+            libc::S_IFCHR if SIMPLE_DEVICES.contains(&link) => {
                 fd.kind = FdKind::CharDev as i32;
             }
             libc::S_IFCHR => {
@@ -178,22 +212,33 @@ pub fn dump_fds(pid: i32, shell_job: bool) -> Result<(Vec<Fd>, Vec<Pipe>), DumpE
                 )))
             }
         }
-        fds.push(fd);
+        Ok(())
     }
-    // A pipe with one end here: the other end must not be held elsewhere.
-    for (ino, modes) in &pipe_modes {
-        if modes.len() < 2 {
-            if let Some(other) = find_pipe_holder(pid, *ino) {
+
+    /// The pipes of the tree, after checking that no process outside the
+    /// tree (`tree` lists its pids) holds an end of a pipe of which the
+    /// tree holds only the other end.
+    pub fn finish(self, tree: &[i32]) -> Result<Vec<Pipe>, DumpError> {
+        let half: BTreeMap<String, u64> = self
+            .pipe_modes
+            .iter()
+            .filter(|(_, m)| m.len() < 2)
+            .map(|(ino, _)| (format!("pipe:[{ino}]"), *ino))
+            .collect();
+        if !half.is_empty() {
+            if let Some((other, ino)) = find_outside_holder(tree, &half) {
+                let holder = self.by_ino.get(&ino).and_then(|v| v.first());
                 return Err(DumpError::Refused {
-                    pid,
+                    pid: holder.map(|h| h.0).unwrap_or(tree[0]),
                     what: format!(
-                        "shares pipe:[{ino}] with pid {other}, which is outside the checkpointed tree"
+                        "shares pipe:[{ino}] (fd {}) with pid {other}, which is outside the checkpointed tree",
+                        holder.map(|h| h.1.fd).unwrap_or(-1)
                     ),
                 });
             }
         }
+        Ok(self.pipes.into_values().collect())
     }
-    Ok((fds, pipes.into_values().collect()))
 }
 
 /// Copies a pipe's buffered bytes without consuming them.
@@ -233,24 +278,25 @@ fn dump_pipe(pid: i32, fd: i32, mode: i32, ino: u64) -> Result<Pipe, DumpError> 
     })
 }
 
-use std::os::unix::fs::OpenOptionsExt;
 
-/// A process other than `pid` holding pipe `ino`, if any.
-fn find_pipe_holder(pid: i32, ino: u64) -> Option<i32> {
-    let want = format!("pipe:[{ino}]");
+/// A process outside `tree` holding one of the pipes `want` (link text ->
+/// inode), if any.
+fn find_outside_holder(tree: &[i32], want: &BTreeMap<String, u64>) -> Option<(i32, u64)> {
     for e in std::fs::read_dir("/proc").ok()?.flatten() {
         let Some(other) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        if other == pid {
+        if tree.contains(&other) || other == std::process::id() as i32 {
             continue;
         }
         let Ok(fds) = std::fs::read_dir(format!("/proc/{other}/fd")) else {
             continue;
         };
         for f in fds.flatten() {
-            if std::fs::read_link(f.path()).is_ok_and(|l| l.as_os_str() == want.as_str()) {
-                return Some(other);
+            if let Ok(l) = std::fs::read_link(f.path()) {
+                if let Some(ino) = l.to_str().and_then(|l| want.get(l)) {
+                    return Some((other, *ino));
+                }
             }
         }
     }
@@ -296,74 +342,153 @@ pub fn check_files(p: &Process) -> Result<(), RestoreError> {
     Ok(())
 }
 
-/// Inside the new process: opens every fd of `p` at its number. Numbers
-/// at or above `scratch_base` are free for temporaries and closed after.
-pub fn restore_in_child(
-    p: &Process,
-    pipes: &[Pipe],
-    tty: Option<&str>,
-    scratch_base: RawFd,
-) -> Result<(), String> {
-    // Pipes first, with their ends moved out of the way.
-    let mut ends: BTreeMap<u64, (RawFd, RawFd)> = BTreeMap::new();
-    for pipe in pipes {
-        let (r, w) = util::pipe_raw().map_err(|e| e.to_string())?;
-        let r2 = util::dup_above(r, scratch_base).map_err(|e| e.to_string())?;
-        let w2 = util::dup_above(w, scratch_base).map_err(|e| e.to_string())?;
-        util::close_raw(r);
-        util::close_raw(w);
-        if pipe.capacity != 0 {
-            util::set_pipe_size(w2, pipe.capacity)
-                .map_err(|e| format!("pipe:[{}]: {e}", pipe.ino))?;
-        }
-        util::write_all_raw(w2, &pipe.data).map_err(|e| format!("pipe:[{}]: {e}", pipe.ino))?;
-        ends.insert(pipe.ino, (r2, w2));
-    }
-    for fd in &p.fds {
-        let kind = FdKind::try_from(fd.kind).unwrap_or(FdKind::Regular);
-        let what = |e: stasis_sys::SysError| format!("fd {} ({}): {e}", fd.fd, fd.path);
-        if let Some(orig) = fd.dup_of {
-            util::dup_to(orig, fd.fd, fd.cloexec).map_err(what)?;
-            continue;
-        }
-        let src = match kind {
-            FdKind::Pipe => {
-                let (r, w) = ends.get(&fd.pipe_ino).ok_or_else(|| {
-                    format!(
-                        "fd {}: pipe:[{}] missing from the image",
-                        fd.fd, fd.pipe_ino
-                    )
-                })?;
-                let end = if fd.flags as i32 & libc::O_ACCMODE == libc::O_RDONLY {
-                    *r
+/// Every open file description of the image, opened once by the restorer
+/// before the first fork, at fixed numbers from `base` up. Every new
+/// process inherits them all and dups its own to their numbers, so fds
+/// that shared a description (dup, fork) share one again: one offset, one
+/// set of status flags, one pipe.
+pub struct Descriptions {
+    /// (pid, fd) -> number of the description in the restorer.
+    pub slot: BTreeMap<(u32, i32), RawFd>,
+    /// First number after the table.
+    pub end: RawFd,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    Desc(u32),
+    Own(u32, i32),
+}
+
+impl Descriptions {
+    /// Opens the descriptions of every live process of `procs`, at `base`
+    /// and up; `tty` is the terminal given to `Tty` fds (--shell-job).
+    pub fn open(
+        procs: &[Process],
+        pipes: &[Pipe],
+        tty: Option<&str>,
+        base: RawFd,
+    ) -> Result<Descriptions, RestoreError> {
+        // Pass 1: which fds share which description.
+        let mut keys: BTreeMap<Key, (RawFd, u32, usize)> = BTreeMap::new();
+        let mut slot = BTreeMap::new();
+        for p in procs.iter().filter(|p| !p.zombie) {
+            let mut own: BTreeMap<i32, Key> = BTreeMap::new();
+            for (i, fd) in p.fds.iter().enumerate() {
+                let key = if fd.desc != 0 {
+                    Key::Desc(fd.desc)
+                } else if let Some(k) = fd.dup_of.and_then(|o| own.get(&o)) {
+                    *k
                 } else {
-                    *w
+                    Key::Own(p.pid, fd.fd)
                 };
-                util::dup_above(end, scratch_base).map_err(what)?
+                own.insert(fd.fd, key);
+                let next = base + keys.len() as RawFd;
+                let (at, _, _) = *keys.entry(key).or_insert((next, p.pid, i));
+                slot.insert((p.pid, fd.fd), at);
             }
-            FdKind::Tty => {
-                let path = tty.ok_or_else(|| {
-                    format!("fd {} was the terminal {}; restore has no terminal to give it (run from a terminal with --shell-job)", fd.fd, fd.path)
-                })?;
-                util::open_raw(path, (fd.flags as i32 & OPEN_FLAGS) | libc::O_NOCTTY)
-                    .map_err(what)?
-            }
-            _ => util::open_raw(&fd.path, (fd.flags as i32 & OPEN_FLAGS) | libc::O_NOCTTY)
-                .map_err(what)?,
+        }
+        let end = base + keys.len() as RawFd;
+        // Temporaries live above the table, out of its way.
+        let lift = |fd: RawFd| -> Result<RawFd, RestoreError> {
+            let up = util::dup_above(fd, end).rst_ctx(0, "dup")?;
+            util::close_raw(fd);
+            Ok(up)
         };
-        if src != fd.fd {
-            util::dup_to(src, fd.fd, fd.cloexec).map_err(what)?;
-            util::close_raw(src);
-        } else {
-            util::set_cloexec(fd.fd, fd.cloexec).map_err(what)?;
+        // Pass 2: open each description once.
+        let mut ends: BTreeMap<u64, [Option<RawFd>; 2]> = BTreeMap::new();
+        for pipe in pipes {
+            let (r, w) = util::pipe_raw().rst_ctx(0, "pipe")?;
+            let (r, w) = (lift(r)?, lift(w)?);
+            let what = |e| RestoreError::Failed {
+                pid: 0,
+                what: format!("pipe:[{}]: {e}", pipe.ino),
+            };
+            if pipe.capacity != 0 {
+                util::set_pipe_size(w, pipe.capacity).map_err(what)?;
+            }
+            util::write_all_raw(w, &pipe.data).map_err(what)?;
+            ends.insert(pipe.ino, [Some(r), Some(w)]);
         }
-        util::set_status_flags(fd.fd, fd.flags as i32 & SETFL_FLAGS).map_err(what)?;
-        if matches!(kind, FdKind::Regular | FdKind::Directory)
-            && fd.flags as i32 & libc::O_PATH == 0
-        {
-            util::seek_to(fd.fd, fd.pos).map_err(what)?;
+        let mut opened = Vec::new();
+        let result = (|| {
+            for (at, pid, i) in keys.values() {
+                let p = procs.iter().find(|p| p.pid == *pid).expect("planned");
+                let fd = &p.fds[*i];
+                let what = |e: stasis_sys::SysError| RestoreError::Failed {
+                    pid: *pid as i32,
+                    what: format!("fd {} ({}): {e}", fd.fd, fd.path),
+                };
+                let kind = FdKind::try_from(fd.kind).unwrap_or(FdKind::Regular);
+                let src = match kind {
+                    FdKind::Pipe => {
+                        let read = fd.flags as i32 & libc::O_ACCMODE == libc::O_RDONLY;
+                        let e = ends.get_mut(&fd.pipe_ino).ok_or_else(|| RestoreError::Failed {
+                            pid: *pid as i32,
+                            what: format!("fd {}: pipe:[{}] missing from the image", fd.fd, fd.pipe_ino),
+                        })?;
+                        let end = &mut e[usize::from(!read)];
+                        match end.take() {
+                            Some(x) => x,
+                            None => {
+                                // A second description of the same end.
+                                let other = e[0].or(e[1]).expect("pipe end");
+                                let mode = if read { libc::O_RDONLY } else { libc::O_WRONLY };
+                                util::open_raw(&format!("/proc/self/fd/{other}"), mode).map_err(what)?
+                            }
+                        }
+                    }
+                    FdKind::Tty => {
+                        let path = tty.ok_or_else(|| RestoreError::Refused(format!(
+                            "pid {pid} fd {} was the terminal {}; restore has no terminal to give it (run from a terminal with --shell-job)",
+                            fd.fd, fd.path
+                        )))?;
+                        util::open_raw(path, (fd.flags as i32 & OPEN_FLAGS) | libc::O_NOCTTY)
+                            .map_err(what)?
+                    }
+                    _ => util::open_raw(&fd.path, (fd.flags as i32 & OPEN_FLAGS) | libc::O_NOCTTY)
+                        .map_err(what)?,
+                };
+                util::move_fd(src, *at).map_err(what)?;
+                opened.push(*at);
+                util::set_status_flags(*at, fd.flags as i32 & SETFL_FLAGS).map_err(what)?;
+                if matches!(kind, FdKind::Regular | FdKind::Directory)
+                    && fd.flags as i32 & libc::O_PATH == 0
+                {
+                    util::seek_to(*at, fd.pos).map_err(what)?;
+                }
+            }
+            Ok(())
+        })();
+        // Pipe ends no fd uses are not needed (a pipe whose reader had
+        // gone stays without one).
+        for e in ends.values().flatten().flatten() {
+            util::close_raw(*e);
         }
+        if let Err(e) = result {
+            for fd in opened {
+                util::close_raw(fd);
+            }
+            return Err(e);
+        }
+        Ok(Descriptions { slot, end })
     }
-    util::close_range(scratch_base as u32, u32::MAX).map_err(|e| e.to_string())?;
+
+    /// Closes the table in the restorer once every process has its copy.
+    pub fn close(&self, base: RawFd) {
+        let _ = util::close_range(base as u32, (self.end - 1).max(base) as u32);
+    }
+}
+
+/// Inside the new process: puts each fd of `p` at its number, from the
+/// description table inherited from the restorer.
+pub fn install_in_child(p: &Process, slot: &BTreeMap<(u32, i32), RawFd>) -> Result<(), String> {
+    for fd in &p.fds {
+        let from = slot
+            .get(&(p.pid, fd.fd))
+            .ok_or_else(|| format!("fd {}: no description planned", fd.fd))?;
+        util::dup_to(*from, fd.fd, fd.cloexec)
+            .map_err(|e| format!("fd {} ({}): {e}", fd.fd, fd.path))?;
+    }
     Ok(())
 }

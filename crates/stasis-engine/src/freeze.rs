@@ -38,6 +38,8 @@ pub struct Frozen {
     /// Thread-group leader first.
     pub threads: Vec<SeizedThread>,
     pub syscall_at: RemoteAddr,
+    /// xxh3 of the process's vDSO text (see `mm::dump::find_syscall_insn`).
+    pub vdso_hash: u64,
     pub scratch: Option<RemoteAddr>,
     released: bool,
 }
@@ -49,6 +51,7 @@ impl Frozen {
             pid,
             threads: Vec::new(),
             syscall_at: RemoteAddr(0),
+            vdso_hash: 0,
             scratch: None,
             released: false,
         };
@@ -291,4 +294,111 @@ fn wait_interrupted(pid: i32, t: &mut SeizedThread) -> Result<(), DumpError> {
             }
         }
     }
+}
+
+/// A process of the tree that had already exited (a zombie): it cannot
+/// be traced, and only its /proc/PID/stat is left.
+pub struct Zombie {
+    pub stat: stasis_proc::Stat,
+}
+
+/// Every process of a tree, frozen (or recorded as a zombie).
+///
+/// Invariant: processes are in breadth-first order from the root, parents
+/// before children; dropping the tree detaches them all (see [`Frozen`]).
+pub struct FrozenTree {
+    pub procs: Vec<Frozen>,
+    pub zombies: Vec<Zombie>,
+}
+
+impl FrozenTree {
+    /// Freezes `root` and every descendant. `check` runs on each live
+    /// process before it is seized and may refuse it. A process is frozen
+    /// before its children are listed, so none can appear unseen.
+    pub fn seize(
+        root: i32,
+        check: &mut dyn FnMut(i32) -> Result<(), DumpError>,
+    ) -> Result<FrozenTree, DumpError> {
+        let mut tree = FrozenTree {
+            procs: Vec::new(),
+            zombies: Vec::new(),
+        };
+        let mut queue = std::collections::VecDeque::from([root]);
+        let mut seen = std::collections::BTreeSet::from([root]);
+        while let Some(pid) = queue.pop_front() {
+            let stat = read_stat(pid)?;
+            if matches!(stat.state, 'Z' | 'X') {
+                if pid == root {
+                    return Err(DumpError::Refused {
+                        pid,
+                        what: "is a zombie".into(),
+                    });
+                }
+                tree.zombies.push(Zombie { stat });
+                continue;
+            }
+            check(pid)?;
+            match Frozen::seize(pid) {
+                Ok(f) => tree.procs.push(f),
+                Err(e) => {
+                    // It may have exited just now: then it is a zombie.
+                    match read_stat(pid) {
+                        Ok(s) if pid != root && matches!(s.state, 'Z' | 'X') => {
+                            tree.zombies.push(Zombie { stat: s });
+                            continue;
+                        }
+                        _ => return Err(e),
+                    }
+                }
+            }
+            for c in children_of(pid)? {
+                if seen.insert(c as i32) {
+                    queue.push_back(c as i32);
+                }
+            }
+        }
+        Ok(tree)
+    }
+
+    /// Every pid of the tree, zombies included.
+    pub fn pids(&self) -> Vec<i32> {
+        self.procs
+            .iter()
+            .map(|f| f.pid)
+            .chain(self.zombies.iter().map(|z| z.stat.pid as i32))
+            .collect()
+    }
+
+    /// Puts every process back as it was (or kills them all, with `kill`).
+    /// Every process is released even if one fails; the first error is
+    /// returned.
+    pub fn release(self, kill: bool) -> Result<(), DumpError> {
+        // Children first: a parent stays stopped while its children go, so
+        // it never sees them die.
+        let mut first = None;
+        for f in self.procs.into_iter().rev() {
+            if let Err(e) = f.release(kill) {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+fn read_stat(pid: i32) -> Result<stasis_proc::Stat, DumpError> {
+    procfs::parsed(
+        pid,
+        stasis_proc::parse_stat(&procfs::read_string(pid, "stat")?),
+    )
+}
+
+/// Children of every thread of `pid`.
+pub fn children_of(pid: i32) -> Result<Vec<u32>, DumpError> {
+    let mut out = Vec::new();
+    for tid in list_tids(pid)? {
+        if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/children")) {
+            out.extend(stasis_proc::parse_children(&s));
+        }
+    }
+    Ok(out)
 }

@@ -19,6 +19,7 @@ pub mod restore;
 pub mod signals;
 pub mod threads;
 pub mod timers;
+pub mod tree;
 mod trampoline;
 
 pub use dump::{dump, DumpOptions, DumpReport};

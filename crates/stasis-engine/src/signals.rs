@@ -74,3 +74,30 @@ pub fn restore_shared_pending(t: &Target, pending: &[SigInfo]) -> Result<(), Res
     }
     Ok(())
 }
+
+/// Takes signals `sigs` off the process's pending queue, if there: the
+/// exit signals that recreated zombie children sent while it was being
+/// restored, which the original had not pending (if it had, they are in
+/// the image and queued again after this).
+pub fn drain(t: &Target, sigs: &[u32]) -> Result<(), RestoreError> {
+    let mut set = 0u64;
+    for s in sigs.iter().filter(|s| (1..=64).contains(*s)) {
+        set |= 1 << (s - 1);
+    }
+    if set == 0 {
+        return Ok(());
+    }
+    let set_at = t.put(0, &set.to_ne_bytes())?;
+    let zero = t.put(8, &[0u8; 16])?;
+    // At most one instance of each standard signal; a few tries suffice.
+    for _ in 0..sigs.len() + 1 {
+        let r = t
+            .thread(t.pid)
+            .syscall_raw(libc::SYS_rt_sigtimedwait, &[set_at, 0, zero, 8])
+            .rst_ctx(t.pid, "rt_sigtimedwait")?;
+        if r < 0 {
+            break; // EAGAIN: nothing left
+        }
+    }
+    Ok(())
+}

@@ -106,6 +106,14 @@ pub struct Process {
     /// Signal the parent gets when this process exits (usually SIGCHLD).
     #[prost(uint32, tag = "25")]
     pub exit_signal: u32,
+    /// The process had exited and was not yet reaped: only `pid`, `ppid`,
+    /// `pgid`, `sid`, `exit_signal` and `exit_status` are meaningful, and
+    /// restore recreates it as a zombie its parent can wait for.
+    #[prost(bool, tag = "26")]
+    pub zombie: bool,
+    /// For a zombie: the raw wait(2) status its parent will read.
+    #[prost(int32, tag = "27")]
+    pub exit_status: i32,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -228,6 +236,12 @@ pub struct Vma {
     /// pairs flattened.
     #[prost(uint64, repeated, tag = "10")]
     pub guards: Vec<u64>,
+    /// For shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, inherited
+    /// over fork): the shmem object's id (its inode at dump). VMAs with the
+    /// same id, in any process, map one object; its pages are in the
+    /// [`PageMap`] with this `shmem_id`, at object offsets.
+    #[prost(uint64, tag = "11")]
+    pub shmem_id: u64,
 }
 
 pub const MADV_BIT_DONTFORK: u32 = 1 << 0;
@@ -450,6 +464,13 @@ pub struct Fd {
     /// lower-numbered fd given here (dup(2)); restored by duplicating it.
     #[prost(int32, optional, tag = "9")]
     pub dup_of: Option<i32>,
+    /// Open file description id, unique in the image: every fd, in any
+    /// process, with the same non-zero `desc` shares one description
+    /// (offset, status flags), as after dup(2) or fork(2). The first such
+    /// fd in image order carries the description's state. 0: unshared
+    /// (or shared through `dup_of` only, in older images).
+    #[prost(uint32, tag = "10")]
+    pub desc: u32,
 }
 
 /// A pipe and the bytes buffered in it at dump time.
@@ -465,14 +486,23 @@ pub struct Pipe {
     pub data: Vec<u8>,
 }
 
-/// Where one process's dumped pages live in `pages.img`.
+/// Where one process's dumped pages live in `pages.img`, or one shared
+/// anonymous memory object's.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct PageMap {
+    /// The process; 0 for a shmem object.
     #[prost(uint32, tag = "1")]
     pub pid: u32,
-    /// Sorted by `vaddr`, non-overlapping.
+    /// Sorted by `vaddr`, non-overlapping. For a shmem object `vaddr` is
+    /// the byte offset in the object.
     #[prost(message, repeated, tag = "2")]
     pub runs: Vec<PageRun>,
+    /// Non-zero: the pages of the shmem object `Vma::shmem_id`, whose size
+    /// in bytes is `shmem_size`.
+    #[prost(uint64, tag = "3")]
+    pub shmem_id: u64,
+    #[prost(uint64, tag = "4")]
+    pub shmem_size: u64,
 }
 
 /// `nr_pages` pages at `vaddr` in the target, stored contiguously at

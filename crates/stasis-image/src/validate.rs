@@ -5,14 +5,18 @@
 //! Restore may rely on these invariants without checking them again:
 //!
 //! * the inventory has this [`FORMAT_MAJOR`] and [`PAGE_SIZE`];
-//! * pids are unique, tids are unique across the image, every process has at
-//!   least one thread and its thread-group leader (tid == pid) comes first,
-//!   and the inventory's `root_pid` is one of the processes;
+//! * pids are unique, tids are unique across the image, every live process
+//!   has at least one thread and its thread-group leader (tid == pid) comes
+//!   first, and the inventory's `root_pid` is one of the processes; every
+//!   other process's parent is in the image, and the root is not a zombie;
 //! * each process's VMAs are page-aligned, non-empty, sorted and
 //!   non-overlapping;
 //! * each process's fd numbers are unique and non-negative, and every pipe
 //!   fd names a [`Pipe`](crate::Pipe) record; pipe inodes are unique;
-//! * every [`PageMap`](crate::PageMap) names a process, at most one per pid;
+//! * every VMA with a `shmem_id` has the [`PageMap`](crate::PageMap) of
+//!   that object, and lies within its size;
+//! * every [`PageMap`](crate::PageMap) names a process, at most one per pid,
+//!   or a shmem object (pid 0), at most one per object;
 //!   its runs are non-empty, page-aligned, sorted by address,
 //!   non-overlapping, and lie in `pages.img` after the header page and
 //!   within [`Inventory::pages_file_size`](crate::Inventory::pages_file_size);
@@ -135,6 +139,38 @@ pub enum InvalidImage {
         /// The inode.
         ino: u64,
     },
+    /// A process whose parent is not in the image (and is not the root).
+    #[error("process {pid}: its parent {ppid} is not among the image's processes")]
+    ParentNotInImage {
+        /// The pid.
+        pid: u32,
+        /// Its `ppid`.
+        ppid: u32,
+    },
+    /// The root process is a zombie.
+    #[error("the root process {pid} is a zombie")]
+    ZombieRoot {
+        /// The pid.
+        pid: u32,
+    },
+    /// A shared-memory VMA whose object has no PageMap, or lies outside it.
+    #[error("process {pid}: VMA at {start:#x} maps shmem object {id}, which the image does not hold or is smaller than the mapping")]
+    MissingShmem {
+        /// The pid.
+        pid: u32,
+        /// `Vma::start`.
+        start: u64,
+        /// `Vma::shmem_id`.
+        id: u64,
+    },
+    /// A shmem PageMap with a pid, or a repeated shmem id.
+    #[error("a PageMap for shmem object {id} is repeated or names pid {pid}")]
+    BadShmemPageMap {
+        /// `PageMap::shmem_id`.
+        id: u64,
+        /// `PageMap::pid`.
+        pid: u32,
+    },
     /// A PageMap for a pid that is not a process of the image.
     #[error("a PageMap names pid {pid}, which is not among the image's processes")]
     PageMapWithoutProcess {
@@ -211,15 +247,49 @@ fn validate_inner(image: &Image) -> Result<(), InvalidImage> {
         }
     }
 
+    let mut shmem = std::collections::HashMap::new();
+    for m in &image.pagemaps {
+        if m.shmem_id != 0 && (m.pid != 0 || shmem.insert(m.shmem_id, m.shmem_size).is_some()) {
+            return Err(InvalidImage::BadShmemPageMap {
+                id: m.shmem_id,
+                pid: m.pid,
+            });
+        }
+    }
+
     let mut tids = HashSet::new();
     for p in &image.processes {
+        if p.pid != inv.root_pid && !pids.contains(&p.ppid) {
+            return Err(InvalidImage::ParentNotInImage {
+                pid: p.pid,
+                ppid: p.ppid,
+            });
+        }
+        if p.zombie {
+            if p.pid == inv.root_pid {
+                return Err(InvalidImage::ZombieRoot { pid: p.pid });
+            }
+            continue;
+        }
         check_threads(p, &mut tids)?;
-        check_vmas(p)?;
+        check_vmas(p, &shmem)?;
         check_fds(p, &pipes)?;
     }
 
     let mut mapped = HashSet::with_capacity(image.pagemaps.len());
     for m in &image.pagemaps {
+        if m.shmem_id != 0 {
+            check_runs(0, &m.runs, inv.pages_file_size)?;
+            if let Some(last) = m.runs.last() {
+                if last.vaddr + last.nr_pages * PAGE_SIZE > m.shmem_size {
+                    return Err(InvalidImage::BadShmemPageMap {
+                        id: m.shmem_id,
+                        pid: m.pid,
+                    });
+                }
+            }
+            continue;
+        }
         if !pids.contains(&m.pid) {
             return Err(InvalidImage::PageMapWithoutProcess { pid: m.pid });
         }
@@ -270,9 +340,27 @@ fn check_threads(p: &Process, tids: &mut HashSet<u32>) -> Result<(), InvalidImag
     Ok(())
 }
 
-fn check_vmas(p: &Process) -> Result<(), InvalidImage> {
+fn check_vmas(
+    p: &Process,
+    shmem: &std::collections::HashMap<u64, u64>,
+) -> Result<(), InvalidImage> {
     let mut prev_end = 0;
     for v in &p.vmas {
+        if v.shmem_id != 0 {
+            let fits = shmem.get(&v.shmem_id).is_some_and(|size| {
+                v.end
+                    .checked_sub(v.start)
+                    .and_then(|l| l.checked_add(v.pgoff))
+                    .is_some_and(|e| e <= *size)
+            });
+            if !fits {
+                return Err(InvalidImage::MissingShmem {
+                    pid: p.pid,
+                    start: v.start,
+                    id: v.shmem_id,
+                });
+            }
+        }
         if v.start >= v.end
             || !v.start.is_multiple_of(PAGE_SIZE)
             || !v.end.is_multiple_of(PAGE_SIZE)

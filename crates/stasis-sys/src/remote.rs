@@ -46,6 +46,23 @@ impl RemoteThread {
         Ok(r as u64)
     }
 
+    /// Points the thread at syscall `nr` with `args`, with signal mask
+    /// `sigmask`, and detaches it: it runs the syscall on its own. For
+    /// syscalls that do not return (exit_group, a fatal kill of itself).
+    pub fn launch_and_detach(&self, nr: i64, args: &[u64], sigmask: u64) -> Result<()> {
+        let mut regs = ptrace::get_regs(self.tid)?;
+        regs.rip = self.syscall_at.0;
+        regs.rax = nr as u64;
+        regs.orig_rax = u64::MAX;
+        let a = |i: usize| args.get(i).copied().unwrap_or(0);
+        regs.rdi = a(0);
+        regs.rsi = a(1);
+        regs.rdx = a(2);
+        ptrace::set_regs(self.tid, &regs)?;
+        ptrace::set_sigmask(self.tid, sigmask)?;
+        ptrace::detach(self.tid, 0)
+    }
+
     /// Runs a syscall starting from `base` registers and leaves the thread
     /// with the registers after it (the caller restores them if needed).
     /// Clone events (PTRACE_EVENT_CLONE) on the way are stepped over; the

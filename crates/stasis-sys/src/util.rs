@@ -380,3 +380,86 @@ pub fn same_file(pid1: i32, a: i32, pid2: i32, b: i32) -> Result<bool> {
     let r = unsafe { libc::syscall(libc::SYS_kcmp, pid1, pid2, KCMP_FILE, a, b) };
     check(r, "kcmp", format!("pid {pid1} fd {a} / pid {pid2} fd {b}")).map(|r| r == 0)
 }
+
+/// kcmp(2) types.
+pub const KCMP_VM: i32 = 1;
+pub const KCMP_FILES: i32 = 2;
+pub const KCMP_FS: i32 = 3;
+
+/// kcmp(2): whether processes `a` and `b` share the resource `kind`
+/// (KCMP_VM, KCMP_FILES, KCMP_FS).
+pub fn kcmp_same(a: i32, b: i32, kind: i32) -> Result<bool> {
+    // SAFETY: integer arguments only.
+    let r = unsafe { libc::syscall(libc::SYS_kcmp, a, b, kind, 0, 0) };
+    check(r, "kcmp", format!("pid {a} / pid {b}")).map(|r| r == 0)
+}
+
+/// Makes a shared anonymous memory object of `size` bytes (what
+/// mmap(MAP_SHARED|MAP_ANONYMOUS) creates), lets `fill` write its initial
+/// contents, and returns a descriptor of it from /proc/self/map_files.
+/// Mappings of that descriptor are the same object, shown in maps as
+/// `/dev/zero (deleted)` like the original.
+pub fn shmem_object(
+    size: u64,
+    fill: &mut dyn FnMut(&mut [u8]) -> std::io::Result<()>,
+) -> Result<OwnedFd> {
+    // SAFETY: a fresh mapping chosen by the kernel; nothing else uses it.
+    let at = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            size as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if at == libc::MAP_FAILED {
+        return Err(SysError::last("mmap", format!("shared memory of {size} bytes")));
+    }
+    // SAFETY: the mapping is `size` bytes, readable and writable, and only
+    // this slice refers to it until the munmap below.
+    let mem = unsafe { std::slice::from_raw_parts_mut(at as *mut u8, size as usize) };
+    let filled = fill(mem).map_err(|e| SysError::Call {
+        call: "fill",
+        what: format!("shared memory of {size} bytes"),
+        errno: e.raw_os_error().unwrap_or(libc::EIO),
+    });
+    let path = format!("/proc/self/map_files/{:x}-{:x}", at as u64, at as u64 + size);
+    let fd = filled.and_then(|()| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map(OwnedFd::from)
+            .map_err(|e| SysError::Call {
+                call: "open",
+                what: path.clone(),
+                errno: e.raw_os_error().unwrap_or(libc::EIO),
+            })
+    });
+    // SAFETY: unmaps exactly the mapping made above; `mem` is not used
+    // after this point.
+    unsafe { libc::munmap(at, size as usize) };
+    fd
+}
+
+/// The highest descriptor number open in this process, or -1.
+pub fn highest_fd() -> RawFd {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<RawFd>().ok())
+                .max()
+                .unwrap_or(-1)
+        })
+        .unwrap_or(-1)
+}
+
+/// Moves descriptor `fd` to number `to` (dup3 + close), without O_CLOEXEC.
+pub fn move_fd(fd: RawFd, to: RawFd) -> Result<()> {
+    dup_to(fd, to, false)?;
+    if fd != to {
+        close_raw(fd);
+    }
+    Ok(())
+}

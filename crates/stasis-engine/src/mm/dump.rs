@@ -83,6 +83,7 @@ pub fn dump_vmas(pid: i32, smaps: &[SmapsEntry]) -> Result<Vec<Vma>, DumpError> 
             file: None,
             madv: madv_bits(s),
             guards: Vec::new(),
+            shmem_id: 0,
         };
         match m.kind() {
             MapKind::Anonymous | MapKind::Heap | MapKind::Stack | MapKind::AnonNamed(_) => {
@@ -90,15 +91,21 @@ pub fn dump_vmas(pid: i32, smaps: &[SmapsEntry]) -> Result<Vec<Vma>, DumpError> 
                     return Err(refuse("is shared but has no backing object".into()));
                 }
             }
-            MapKind::AnonShmemNamed(_) => {}
+            MapKind::AnonShmemNamed(_) => {
+                let st = procfs::stat(pid, &format!("map_files/{range}"))?;
+                vma.shmem_id = st.st_ino;
+            }
             MapKind::Vdso | MapKind::Vvar | MapKind::VvarVclock => {
                 vma.kind = VmaKind::Vdso as i32;
             }
             MapKind::Vsyscall => vma.kind = VmaKind::Vsyscall as i32,
             MapKind::File(path) => {
                 if m.is_shared_anon() {
-                    // MAP_SHARED|MAP_ANONYMOUS: restored as new shared anon.
+                    // MAP_SHARED|MAP_ANONYMOUS: one shmem object, which
+                    // other VMAs (other processes) may map too.
                     vma.name = String::new();
+                    let st = procfs::stat(pid, &format!("map_files/{range}"))?;
+                    vma.shmem_id = st.st_ino;
                 } else if m.is_memfd() {
                     return Err(refuse(
                         "is a memfd mapping, which stasis cannot checkpoint yet".into(),
@@ -217,10 +224,12 @@ struct Extent {
 }
 
 /// Dumps every page that restore needs. Returns the runs and bytes written.
+/// Shared anonymous objects not yet in `shmem` are dumped into it once.
 pub fn dump_pages(
     pid: i32,
     vmas: &mut [Vma],
     pages: &mut PagesWriter,
+    shmem: &mut Vec<img::PageMap>,
     progress: &dyn Progress,
 ) -> Result<(Vec<PageRun>, u64), DumpError> {
     let zero = stasis_sys::util::zero_pfn();
@@ -233,7 +242,18 @@ pub fn dump_pages(
         let kind = VmaKind::try_from(v.kind).unwrap_or(VmaKind::Anon);
         let is_shared = v.flags & libc::MAP_SHARED as u32 != 0;
         match kind {
-            VmaKind::Anon if is_shared => shared.push(v.clone()),
+            VmaKind::Anon if is_shared => {
+                // Each object once, however many VMAs map it.
+                if !shmem.iter().any(|m| m.shmem_id == v.shmem_id) {
+                    shmem.push(img::PageMap {
+                        pid: 0,
+                        runs: Vec::new(),
+                        shmem_id: v.shmem_id,
+                        shmem_size: 0,
+                    });
+                    shared.push(v.clone());
+                }
+            }
             VmaKind::Anon => scan_pagemap(pid, &pagemap, v, false, zero, &mut private)?,
             VmaKind::File if !is_shared => {
                 scan_pagemap(pid, &pagemap, v, true, zero, &mut private)?
@@ -247,7 +267,11 @@ pub fn dump_pages(
     let mut bytes = 0;
     copy_private(pid, &private, pages, progress, &mut runs, &mut bytes)?;
     for v in &shared {
-        copy_shared_anon(pid, v, pages, &mut runs, &mut bytes)?;
+        let m = shmem
+            .iter_mut()
+            .find(|m| m.shmem_id == v.shmem_id)
+            .expect("added above");
+        copy_shared_anon(pid, v, pages, m, &mut bytes)?;
     }
     runs.sort_by_key(|r| r.vaddr);
     Ok((runs, bytes))
@@ -382,40 +406,44 @@ fn copy_private(
     })
 }
 
-/// Copies the populated parts of a shared anonymous mapping through
-/// /proc/PID/map_files, which reads the shmem object without faulting
-/// holes into the target.
+/// Copies the populated parts of the shmem object behind a shared
+/// anonymous mapping through /proc/PID/map_files, which reads the object
+/// (all of it, also parts no VMA maps here) without faulting holes into it.
 fn copy_shared_anon(
     pid: i32,
     v: &Vma,
     pages: &mut PagesWriter,
-    runs: &mut Vec<PageRun>,
+    obj: &mut img::PageMap,
     bytes: &mut u64,
 ) -> Result<(), DumpError> {
     use std::os::fd::AsFd;
     let path = format!("/proc/{pid}/map_files/{:x}-{:x}", v.start, v.end);
     let f = File::open(&path).map_err(|e| procfs::io_err(pid, path.clone(), e))?;
-    let len = v.end - v.start;
-    let base = v.pgoff;
-    let mut off = base;
+    let size = f
+        .metadata()
+        .map_err(|e| procfs::io_err(pid, path.clone(), e))?
+        .len()
+        .next_multiple_of(PAGE);
+    obj.shmem_size = size;
+    let mut off = 0;
     let mut buf = Vec::new();
-    while off < base + len {
+    while off < size {
         let Some(data) = stasis_sys::util::seek_data(f.as_fd(), off, false) else {
             break; // no more data
         };
-        if data >= base + len {
+        if data >= size {
             break;
         }
         let hole = stasis_sys::util::seek_data(f.as_fd(), data, true)
-            .unwrap_or(base + len)
-            .min(base + len);
+            .unwrap_or(size)
+            .min(size);
         let mut pos = data;
         while pos < hole {
             let n = (hole - pos).min(BATCH as u64);
             buf.resize(n as usize, 0);
             f.read_exact_at(&mut buf, pos)
                 .map_err(|e| procfs::io_err(pid, path.clone(), e))?;
-            runs.push(pages.append(v.start + (pos - base), &buf)?);
+            obj.runs.push(pages.append(pos, &buf)?);
             *bytes += n;
             pos += n;
         }

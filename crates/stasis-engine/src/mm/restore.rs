@@ -27,6 +27,41 @@ const MAX_BATCH: u64 = 1 << 30;
 /// Where iovecs go in scratch memory.
 const IOV_OFF: u64 = 4096;
 
+/// Creates every shared anonymous memory object of the image in the
+/// restorer, filled from `pages`, at descriptors `base` and up (inherited
+/// by every new process, which maps them). Returns id -> descriptor.
+pub fn create_shmem(
+    pagemaps: &[stasis_image::PageMap],
+    pages: &std::fs::File,
+    base: i32,
+) -> Result<BTreeMap<u64, i32>, RestoreError> {
+    use std::os::fd::IntoRawFd;
+    use std::os::unix::fs::FileExt;
+    let mut out = BTreeMap::new();
+    for m in pagemaps.iter().filter(|m| m.shmem_id != 0) {
+        let fd = stasis_sys::util::shmem_object(m.shmem_size, &mut |mem| {
+            for r in &m.runs {
+                let (a, len) = (r.vaddr as usize, (r.nr_pages * super::PAGE) as usize);
+                pages.read_exact_at(&mut mem[a..a + len], r.offset)?;
+            }
+            Ok(())
+        })
+        .map_err(|e| RestoreError::Sys {
+            pid: 0,
+            step: format!("create shared memory object {}", m.shmem_id),
+            source: e,
+        })?;
+        let at = base + out.len() as i32;
+        stasis_sys::util::move_fd(fd.into_raw_fd(), at).map_err(|e| RestoreError::Sys {
+            pid: 0,
+            step: "place shared memory object".into(),
+            source: e,
+        })?;
+        out.insert(m.shmem_id, at);
+    }
+    Ok(out)
+}
+
 /// Files the memory switch needs open in the new process: (path, write).
 pub fn needed_files(p: &Process) -> Vec<(String, bool)> {
     let mut v: Vec<(String, bool)> = p
@@ -59,6 +94,7 @@ pub fn switch_memory(
     runs: &[PageRun],
     pages_fd: i32,
     files: &BTreeMap<(String, bool), i32>,
+    shmem: &BTreeMap<u64, i32>,
     tramp: (u64, u64),
 ) -> Result<(), RestoreError> {
     // 0. The fork inherited glibc's rseq registration of the restorer; the
@@ -121,6 +157,13 @@ pub fn switch_memory(
                 // ([vvar] comes first), not of the [vdso] text.
                 vdso = Some(vdso.map_or(v.start, |s: u64| s.min(v.start)));
                 continue;
+            }
+            VmaKind::Anon if v.shmem_id != 0 => {
+                let fd = shmem.get(&v.shmem_id).ok_or_else(|| RestoreError::Failed {
+                    pid: t.pid,
+                    what: format!("no shared memory object {} for {:x}-{:x}", v.shmem_id, v.start, v.end),
+                })?;
+                (keep, *fd as u64, v.pgoff)
             }
             VmaKind::Anon => (keep | libc::MAP_ANONYMOUS as u32, u64::MAX, 0),
             VmaKind::File => {

@@ -1,93 +1,197 @@
-//! Code that runs inside the freshly cloned process, in ordinary Rust,
-//! before the restorer takes it over with ptrace. It only touches the new
-//! process: session, descriptors, cwd/root, umask, personality, rlimits,
-//! and the trampoline page. On failure it writes the reason to the error
-//! pipe and exits; on success it writes one zero byte there and blocks on
-//! a pipe until the restorer seizes it with ptrace and replaces its
-//! registers, so it never runs as this code again. If the restorer dies
-//! first, the pipe reads EOF and the child exits.
+//! Code that runs inside the freshly cloned processes, in ordinary Rust,
+//! before the restorer takes them over with ptrace.
+//!
+//! Each new process first forks its own children (clone3 with their pids),
+//! before and after its setsid as [`crate::tree`] planned, so parents,
+//! sessions and exit signals come out right. Then it sets up what only it
+//! can: its descriptors (dup'd from the description table every process
+//! inherited from the restorer), cwd/root, umask, personality, rlimits,
+//! and the trampoline page. It reports on the shared status pipe and
+//! blocks on a pipe the restorer never writes, until the restorer seizes
+//! it and replaces its registers, so it never runs as this code again. If
+//! the restorer dies first, that pipe reads EOF and the process exits.
+//!
+//! A status report is one write (atomic on a pipe): pid (i32), ok (u8),
+//! message length (u16), message.
 
+use std::collections::BTreeMap;
 use std::os::fd::RawFd;
 
-use stasis_image::{Pipe, Process};
+use stasis_image::Process;
 use stasis_sys::util;
 
+use crate::tree::Node;
 use crate::{files, identity, trampoline};
 
-/// Everything the child needs, prepared by the parent before the fork.
+/// What one new process needs, prepared by the restorer before the fork.
 pub struct ChildPlan<'a> {
     pub process: &'a Process,
-    pub pipes: &'a [Pipe],
-    pub shell_job: bool,
-    pub tty: Option<String>,
-    /// Helper files: (path, open flags), placed at `helper_base + index`.
+    pub node: &'a Node,
+    pub is_root: bool,
+    /// Files the memory switch needs: (path, open flags), placed at
+    /// `helper_base + index`.
     pub helpers: Vec<(String, i32)>,
     pub helper_base: RawFd,
-    pub err_fd: RawFd,
-    /// Read end of a pipe the restorer never writes: the child blocks on
-    /// it until the restorer seizes it, and sees EOF if the restorer dies.
-    pub block_fd: RawFd,
     pub tramp_addr: u64,
 }
 
-/// Runs in the child; never returns.
-pub fn run(plan: &ChildPlan<'_>) -> ! {
+/// What every new process shares.
+pub struct Common<'a> {
+    pub plans: &'a [ChildPlan<'a>],
+    /// (pid, fd) -> number of its description, inherited from the restorer.
+    pub slot: &'a BTreeMap<(u32, i32), RawFd>,
+    /// First number of the inherited table (the status and block pipes,
+    /// then the descriptions and shared memory objects); below it only
+    /// the process's own fds stay open.
+    pub table_base: RawFd,
+    /// Write end of the status pipe (in the table).
+    pub status_fd: RawFd,
+    /// Read end of a pipe the restorer never writes (in the table).
+    pub block_fd: RawFd,
+}
+
+/// Length of a status report header.
+pub const REPORT_HEADER: usize = 7;
+const MAX_MSG: usize = 480;
+
+fn report(fd: RawFd, pid: u32, result: &Result<(), String>) {
+    let msg = match result {
+        Ok(()) => "",
+        Err(m) => &m[..m.len().min(MAX_MSG)],
+    };
+    let mut buf = Vec::with_capacity(REPORT_HEADER + msg.len());
+    buf.extend_from_slice(&pid.to_ne_bytes());
+    buf.push(u8::from(result.is_ok()));
+    buf.extend_from_slice(&(msg.len() as u16).to_ne_bytes());
+    buf.extend_from_slice(msg.as_bytes());
+    let _ = util::write_all_raw(fd, &buf);
+}
+
+/// One status report: the pid and its outcome.
+pub type Report = (u32, Result<(), String>);
+
+/// Parses the reports in `buf`; returns them and the bytes consumed.
+pub fn parse_reports(buf: &[u8]) -> (Vec<Report>, usize) {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while buf.len() - at >= REPORT_HEADER {
+        let h = &buf[at..at + REPORT_HEADER];
+        let pid = u32::from_ne_bytes(h[..4].try_into().expect("4"));
+        let ok = h[4] == 1;
+        let len = u16::from_ne_bytes(h[5..7].try_into().expect("2")) as usize;
+        if buf.len() - at - REPORT_HEADER < len {
+            break;
+        }
+        let msg = &buf[at + REPORT_HEADER..at + REPORT_HEADER + len];
+        out.push((
+            pid,
+            if ok {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(msg).into_owned())
+            },
+        ));
+        at += REPORT_HEADER + len;
+    }
+    (out, at)
+}
+
+/// Runs in new process `idx`; never returns.
+pub fn run(c: &Common<'_>, idx: usize) -> ! {
     util::block_all_signals();
     util::reset_signal_dispositions();
-    match setup(plan) {
-        Ok(()) => util::exit_now(3), // the restorer is gone
-        Err(msg) => {
-            let _ = util::write_all_raw(
-                plan.helper_base + plan.helpers.len() as RawFd,
-                msg.as_bytes(),
-            );
-            let _ = util::write_all_raw(plan.err_fd, msg.as_bytes());
-            util::exit_now(1)
-        }
+    let plan = &c.plans[idx];
+    let r = setup(c, plan);
+    report(c.status_fd, plan.process.pid, &r);
+    if r.is_err() {
+        util::exit_now(1);
+    }
+    let mut b = [0u8; 1];
+    let _ = util::read_raw(c.block_fd, &mut b);
+    // Reached only if the restorer went away without taking us over.
+    util::exit_now(3)
+}
+
+/// Forks process `idx` of the plan; the child runs [`run`].
+fn fork_child(c: &Common<'_>, idx: usize) -> Result<(), String> {
+    let p = c.plans[idx].process;
+    // SAFETY: the new processes are single-threaded, and the child only
+    // runs `run`, which exits or is taken over.
+    match unsafe { stasis_sys::clone::fork_with_pid(p.pid as i32, p.exit_signal as i32, false) } {
+        Ok(0) => run(c, idx),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("cannot create pid {}: {e}", p.pid)),
     }
 }
 
-fn setup(plan: &ChildPlan<'_>) -> Result<(), String> {
+/// Forks the stand-in leader `pid` of a process group whose leader had
+/// exited. It makes the group, reports, and waits to be killed.
+fn fork_group_helper(c: &Common<'_>, pid: u32) -> Result<(), String> {
+    // SAFETY: as in `fork_child`; the helper only makes syscalls and exits.
+    match unsafe { stasis_sys::clone::fork_with_pid(pid as i32, 0, false) } {
+        Ok(0) => {
+            // Hold nothing of the restorer's below the table (its end of
+            // the block pipe above all), so the restorer's death is seen.
+            let _ = util::close_range(0, (c.table_base - 1) as u32);
+            let r = util::setpgid_self().map_err(|e| format!("group helper {pid}: {e}"));
+            report(c.status_fd, pid, &r);
+            let mut b = [0u8; 1];
+            let _ = util::read_raw(c.block_fd, &mut b);
+            util::exit_now(3)
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("cannot create group helper {pid}: {e}")),
+    }
+}
+
+fn setup(c: &Common<'_>, plan: &ChildPlan<'_>) -> Result<(), String> {
     let p = plan.process;
-    if !plan.shell_job {
+    for &ci in &plan.node.early {
+        fork_child(c, ci)?;
+    }
+    if plan.node.setsid {
         util::setsid().map_err(|e| format!("setsid: {e}"))?;
     }
-    // The error pipe goes right after the helpers.
-    let err_at = plan.helper_base + plan.helpers.len() as RawFd;
-    util::dup_to(plan.err_fd, err_at, true).map_err(|e| e.to_string())?;
-    let err_fd = err_at;
-    let block_at = err_at + 1;
-    util::dup_to(plan.block_fd, block_at, true).map_err(|e| e.to_string())?;
-    for (i, (path, flags)) in plan.helpers.iter().enumerate() {
-        let fd = util::open_raw(path, *flags | libc::O_CLOEXEC)
-            .map_err(|e| format!("cannot open {path}: {e}"))?;
-        util::dup_to(fd, plan.helper_base + i as RawFd, true).map_err(|e| e.to_string())?;
-        if fd != plan.helper_base + i as RawFd {
-            util::close_raw(fd);
-        }
+    for &ci in &plan.node.late {
+        fork_child(c, ci)?;
     }
-    let scratch_base = block_at + 1;
-    files::restore_in_child(p, plan.pipes, plan.tty.as_deref(), scratch_base)?;
-    // Close whatever the restorer's fork left below the helpers.
+    for &h in &plan.node.helpers {
+        fork_group_helper(c, h)?;
+    }
+    if !p.zombie {
+        for (i, (path, flags)) in plan.helpers.iter().enumerate() {
+            let fd = util::open_raw(path, *flags | libc::O_CLOEXEC)
+                .map_err(|e| format!("cannot open {path}: {e}"))?;
+            util::dup_to(fd, plan.helper_base + i as RawFd, true).map_err(|e| e.to_string())?;
+            if fd != plan.helper_base + i as RawFd {
+                util::close_raw(fd);
+            }
+        }
+        files::install_in_child(p, c.slot)?;
+    }
+    // Close what the restorer left below the table, keeping our own fds.
     let mut keep: Vec<RawFd> = p.fds.iter().map(|f| f.fd).collect();
     keep.sort();
     let mut lo = 0;
-    for k in keep.iter().copied().chain([plan.helper_base]) {
+    for k in keep
+        .iter()
+        .copied()
+        .filter(|k| *k < c.table_base)
+        .chain([c.table_base])
+    {
         if k > lo {
             util::close_range(lo as u32, (k - 1) as u32).map_err(|e| e.to_string())?;
         }
         lo = k + 1;
     }
-    util::chdir(&p.cwd).map_err(|e| format!("cwd: {e}"))?;
-    if p.root != "/" {
-        util::chroot(&p.root).map_err(|e| format!("root: {e}"))?;
+    if !p.zombie {
+        util::chdir(&p.cwd).map_err(|e| format!("cwd: {e}"))?;
+        if p.root != "/" {
+            util::chroot(&p.root).map_err(|e| format!("root: {e}"))?;
+        }
+        identity::apply_in_child(p)?;
     }
-    identity::apply_in_child(p)?;
     util::map_trampoline(plan.tramp_addr, trampoline::TRAMP_SIZE, &trampoline::CODE)
         .map_err(|e| e.to_string())?;
-    util::write_all_raw(err_fd, &[0]).map_err(|e| e.to_string())?;
-    let mut b = [0u8; 1];
-    let _ = util::read_raw(block_at, &mut b);
-    // Reached only if the restorer went away without taking us over.
     Ok(())
 }

@@ -1,17 +1,28 @@
 //! The restore driver.
 //!
-//! 1. Validate: the image decodes (version, checksums, completeness), the
-//!    pages hash right, the kernel and CPU match, every pid is free, every
-//!    file is there and unchanged. Nothing is created before this passes.
-//! 2. Fork the process with its pid (clone3 + set_tid); the child sets up
-//!    its descriptors and identity in Rust ([`child`]) and stops.
-//! 3. Drive it with remote syscalls from the trampoline: memory switch,
-//!    signals, timers, threads, credentials; then set every thread's final
-//!    registers and detach them all together.
+//! 1. Validate ([`checks`]): the image decodes (version, checksums,
+//!    completeness), the pages hash right, the kernel and CPU match, every
+//!    pid is free, every file is there and unchanged, and the tree's
+//!    sessions and groups can be rebuilt ([`crate::tree`]). Nothing is
+//!    created before this passes.
+//! 2. Open every open file description and create every shared memory
+//!    object once, in the restorer, at fixed descriptor numbers above
+//!    anything the tree uses (the *table*).
+//! 3. Fork the root with its pid (clone3 + set_tid); every process forks
+//!    its own children the same way and sets up its descriptors and
+//!    identity in Rust ([`child`]), then reports and blocks.
+//! 4. Seize them all. Put every process in its group (leaders first), let
+//!    group stand-ins and zombies go, then drive each live process with
+//!    remote syscalls from its trampoline: memory switch, signals, timers,
+//!    threads, credentials.
+//! 5. Set every thread's final registers and detach them all together, so
+//!    no process of the tree runs before all are restored.
 //!
-//! Any failure after the fork kills the new process (ptrace EXITKILL and
-//! an explicit SIGKILL), so nothing half-restored is left behind.
+//! Any failure after the first fork kills every process created so far
+//! (ptrace EXITKILL and an explicit SIGKILL), so nothing half-restored is
+//! left behind.
 
+pub mod checks;
 pub mod child;
 pub mod target;
 
@@ -19,16 +30,18 @@ use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use stasis_image::{self as img, Image, PagesReader, VmaKind};
+use stasis_image::{self as img, Image, PageRun, PagesReader, Process};
 use stasis_sys::{ptrace, util};
 
 use crate::error::{RestoreError, SysCtx};
+use crate::tree::{self, Origin, Plan};
 use crate::{fault_point, files, identity, mm, signals, threads, timers, trampoline, Progress};
+pub use checks::validate;
 use target::Target;
 
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
-    /// Return once the process runs (`-d`); otherwise wait for it and
+    /// Return once the tree runs (`-d`); otherwise wait for the root and
     /// report its exit status.
     pub detach: bool,
     pub shell_job: bool,
@@ -38,27 +51,53 @@ pub struct RestoreOptions {
 #[derive(Debug, Clone)]
 pub struct Restored {
     pub pid: i32,
-    /// Exit status when the restore waited for the process.
+    /// Processes restored, zombies included.
+    pub processes: usize,
+    /// Exit status when the restore waited for the root.
     pub exit_code: Option<i32>,
     pub total_ms: f64,
 }
 
-/// Kills the new process unless disarmed.
-struct KillGuard(Option<i32>);
+/// Kills every process created so far unless disarmed.
+struct KillGuard {
+    pids: Vec<i32>,
+    /// Processes we trace: their exits are reported to us first.
+    seized: Vec<i32>,
+    armed: bool,
+}
 
 impl Drop for KillGuard {
     fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            let tids = crate::freeze::list_tids(pid).unwrap_or_default();
-            let _ = util::kill(pid, libc::SIGKILL);
-            // We trace every thread: reap the others first, or the
-            // leader's exit is never reported.
+        if !self.armed {
+            return;
+        }
+        let tids: Vec<(i32, Vec<i32>)> = self
+            .seized
+            .iter()
+            .map(|p| (*p, crate::freeze::list_tids(*p).unwrap_or_default()))
+            .collect();
+        for pid in &self.pids {
+            let _ = util::kill(*pid, libc::SIGKILL);
+        }
+        // We trace every thread of a seized process: reap the others
+        // first, or the leader's exit is never reported.
+        for (pid, tids) in tids {
             for tid in tids.iter().filter(|t| **t != pid) {
                 let _ = ptrace::wait(*tid);
             }
             let _ = ptrace::wait(pid);
         }
     }
+}
+
+/// A seized process of the new tree.
+struct Live<'a> {
+    p: &'a Process,
+    t: Target,
+    /// Its per-process files (pages file, mapped files).
+    helper_base: RawFd,
+    file_fds: BTreeMap<(String, bool), RawFd>,
+    tramp: u64,
 }
 
 pub fn restore(
@@ -70,337 +109,442 @@ pub fn restore(
     progress.phase("validating", 0);
     let image = img::read_core(dir)?;
     validate(&image, opts)?;
-    let pages = PagesReader::open(dir, image.inventory.pages_file_size)?;
+    let inv = &image.inventory;
+    let plan = tree::plan(&image.processes, inv.root_pid, inv.shell_job, &|_| false)
+        .map_err(RestoreError::Refused)?;
+    for h in plan.helpers.keys() {
+        if Path::new(&format!("/proc/{h}")).exists() {
+            return Err(RestoreError::Refused(format!(
+                "pid {h} is in use; the image needs it for a process group whose leader had exited"
+            )));
+        }
+    }
+    let pages = PagesReader::open(dir, inv.pages_file_size)?;
     for pm in &image.pagemaps {
         pages.verify(&pm.runs)?;
     }
     if fault_point("restore-before-fork") {
         return Err(RestoreError::Injected("restore-before-fork"));
     }
-    let p = &image.processes[0];
-    let pid = p.pid as i32;
-    let runs = image
-        .pagemaps
-        .iter()
-        .find(|m| m.pid == p.pid)
-        .map(|m| m.runs.as_slice())
-        .unwrap_or(&[]);
-
-    // Plan the descriptors of the new process.
     if let Ok((_, hard)) = util::getrlimit(libc::RLIMIT_NOFILE) {
         let _ = util::setrlimit(libc::RLIMIT_NOFILE, hard, hard);
     }
-    let max_fd = p.fds.iter().map(|f| f.fd).max().unwrap_or(2).max(2);
-    let helper_base: RawFd = max_fd + 1;
-    let mut helpers: Vec<(String, i32)> = vec![(
-        dir.join(img::PAGES_FILE).display().to_string(),
-        libc::O_RDONLY,
-    )];
-    let mut file_fds = BTreeMap::new();
-    for (path, w) in mm::restore::needed_files(p) {
-        file_fds.insert((path.clone(), w), helper_base + helpers.len() as RawFd);
-        helpers.push((path, if w { libc::O_RDWR } else { libc::O_RDONLY }));
-    }
-    let exe_fd = *file_fds
-        .get(&(p.exe_path.clone(), false))
-        .ok_or_else(|| RestoreError::Refused(format!("pid {pid}: image has no executable")))?;
-    let tramp = trampoline::find_hole(&p.vmas)?;
-    let tty = if opts.shell_job { own_tty() } else { None };
-    let (err_r, err_w) = util::pipe().rst_ctx(pid, "pipe")?;
-    let (block_r, block_w) = util::pipe().rst_ctx(pid, "pipe")?;
-    let plan = child::ChildPlan {
-        process: p,
-        pipes: &image.pipes,
-        shell_job: opts.shell_job,
-        tty,
-        helpers,
-        helper_base,
-        err_fd: err_w.as_raw_fd(),
-        block_fd: block_r.as_raw_fd(),
-        tramp_addr: tramp,
+    let tty = if opts.shell_job {
+        checks::own_tty()
+    } else {
+        None
     };
 
-    progress.phase("creating process", 0);
+    // The table: status and block pipes, descriptions, shmem objects.
+    let max_fd = image
+        .processes
+        .iter()
+        .flat_map(|p| p.fds.iter().map(|f| f.fd))
+        .max()
+        .unwrap_or(2)
+        .max(2);
+    let (status_r, status_w) = util::pipe().rst_ctx(0, "pipe")?;
+    let (block_r, block_w) = util::pipe().rst_ctx(0, "pipe")?;
+    let base = max_fd.max(util::highest_fd()) + 1;
+    let (status_fd, block_fd) = (base, base + 1);
+    util::dup_to(status_w.as_raw_fd(), status_fd, false).rst_ctx(0, "dup")?;
+    util::dup_to(block_r.as_raw_fd(), block_fd, false).rst_ctx(0, "dup")?;
+    drop((status_w, block_r));
+    let mut table = TableGuard(base, base + 2);
+    let descs = files::Descriptions::open(&image.processes, &image.pipes, tty.as_deref(), base + 2)?;
+    table.1 = descs.end;
+    let shmem = mm::restore::create_shmem(&image.pagemaps, pages.file(), descs.end)?;
+    let helper_base = descs.end + shmem.len() as RawFd;
+    table.1 = helper_base;
+
+    // Per-process plans.
+    let mut plans = Vec::with_capacity(image.processes.len());
+    let mut file_fds = Vec::with_capacity(image.processes.len());
+    for (i, p) in image.processes.iter().enumerate() {
+        let mut helpers: Vec<(String, i32)> = vec![(
+            dir.join(img::PAGES_FILE).display().to_string(),
+            libc::O_RDONLY,
+        )];
+        let mut fds = BTreeMap::new();
+        if !p.zombie {
+            for (path, w) in mm::restore::needed_files(p) {
+                fds.insert((path.clone(), w), helper_base + helpers.len() as RawFd);
+                helpers.push((path, if w { libc::O_RDWR } else { libc::O_RDONLY }));
+            }
+            if !fds.contains_key(&(p.exe_path.clone(), false)) {
+                return Err(RestoreError::Refused(format!(
+                    "pid {}: image has no executable",
+                    p.pid
+                )));
+            }
+        } else {
+            helpers.clear();
+        }
+        file_fds.push(fds);
+        plans.push(child::ChildPlan {
+            process: p,
+            node: &plan.nodes[i],
+            is_root: i == plan.root,
+            helpers,
+            helper_base,
+            tramp_addr: trampoline::find_hole(&p.vmas)?,
+        });
+    }
+    let common = child::Common {
+        plans: &plans,
+        slot: &descs.slot,
+        table_base: base,
+        status_fd,
+        block_fd,
+    };
+
+    progress.phase("creating processes", 0);
+    let root = &image.processes[plan.root];
+    let root_pid = root.pid as i32;
     // SAFETY: stasis restore is single-threaded here (no progress thread
     // has been started; the CLI draws without a ticker), and the child
     // only runs `child::run`, which exits or is taken over.
-    // With -d the process becomes a child of our caller (CLONE_PARENT),
-    // not of this short-lived restorer: it is not reparented when we exit,
+    // With -d the root becomes a child of our caller (CLONE_PARENT), not
+    // of this short-lived restorer: it is not reparented when we exit,
     // and its parent-death signal keeps its meaning.
-    let forked = unsafe_fork(pid, opts.detach)?;
-    if forked == 0 {
-        child::run(&plan);
-    }
-    drop(err_w);
-    drop(block_r);
-    let mut guard = KillGuard(Some(pid));
-    let mut buf = vec![0u8; 4096];
-    let n = util::read_raw(err_r.as_raw_fd(), &mut buf).unwrap_or(0);
-    if n != 1 || buf[0] != 0 {
-        return Err(RestoreError::Failed {
-            pid,
-            what: if n > 0 {
-                String::from_utf8_lossy(&buf[..n]).into_owned()
-            } else {
-                "the new process ended before it was set up".into()
-            },
-        });
-    }
-    ptrace::seize(pid, libc::PTRACE_O_TRACECLONE | libc::PTRACE_O_EXITKILL)
-        .rst_ctx(pid, "seize the new process")?;
-    ptrace::interrupt(pid).rst_ctx(pid, "interrupt the new process")?;
-    match ptrace::wait(pid).rst_ctx(pid, "wait for the new process")? {
-        ptrace::Stop::Stopped { .. } => {}
-        other => {
-            return Err(RestoreError::Failed {
-                pid,
-                what: format!("the new process ended early: {other:?}"),
+    let forked = unsafe { stasis_sys::clone::fork_with_pid(root_pid, libc::SIGCHLD, opts.detach) };
+    match forked {
+        Ok(0) => child::run(&common, plan.root),
+        Ok(_) => {}
+        Err(e) if e.errno() == Some(libc::EEXIST) => {
+            return Err(RestoreError::Refused(format!(
+                "pid {root_pid} is in use; stop that process or restore elsewhere"
+            )))
+        }
+        Err(e) => {
+            return Err(RestoreError::Sys {
+                pid: root_pid,
+                step: "clone3 with set_tid".into(),
+                source: e,
             })
         }
     }
-    let xs = ptrace::get_xstate(pid)
-        .rst_ctx(pid, "probe FPU state size")?
-        .len();
-    if let Some(th) = p.threads.iter().find(|th| th.xstate.len() != xs) {
-        return Err(RestoreError::Refused(format!(
-            "pid {pid}: the image's FPU state is {} bytes, this CPU's is {xs}; restore on the same kind of CPU",
-            th.xstate.len()
-        )));
-    }
-    let t = Target {
-        pid,
-        syscall_at: stasis_sys::RemoteAddr(tramp),
-        scratch: stasis_sys::RemoteAddr(tramp + trampoline::CODE_SIZE),
-        scratch_len: trampoline::TRAMP_SIZE - trampoline::CODE_SIZE,
+    let mut guard = KillGuard {
+        pids: image
+            .processes
+            .iter()
+            .map(|p| p.pid as i32)
+            .chain(plan.helpers.keys().map(|h| *h as i32))
+            .collect(),
+        seized: Vec::new(),
+        armed: true,
     };
-    progress.phase("memory", 0);
-    mm::restore::switch_memory(
-        &t,
-        p,
-        runs,
-        helper_base,
-        &file_fds,
-        (tramp, tramp + trampoline::TRAMP_SIZE),
-    )?;
-    mm::restore::set_mm(&t, p, exe_fd)?;
-    progress.phase("signals and timers", 0);
-    signals::restore_sigactions(&t, &p.sigactions)?;
-    timers::restore_itimers(&t, &p.itimers)?;
-    progress.phase("threads", 0);
-    threads::create_threads(&t, &p.threads)?;
-    // After the threads: a timer may notify one of them (SIGEV_THREAD_ID).
-    timers::restore_posix_timers(&t, &p.posix_timers)?;
-    for th in &p.threads {
-        threads::restore_thread_state(&t, th)?;
-    }
-    signals::restore_shared_pending(&t, &p.shared_pending)?;
-    t.lcall(
-        "close_range",
-        libc::SYS_close_range,
-        &[helper_base as u64, u32::MAX as u64, 0],
-    )?;
-    if let Some(c) = &p.creds {
-        for th in &p.threads {
-            identity::restore_creds(&t, th.tid as i32, c, p.no_new_privs)?;
+    // Our copies of the table are not needed any more.
+    drop(table);
+    wait_reports(&status_r, image.processes.len() + plan.helpers.len())?;
+
+    // Seize everything but the group stand-ins.
+    let order = tree::creation_order(&plan);
+    let mut targets: BTreeMap<usize, Target> = BTreeMap::new();
+    for &i in &order {
+        let p = &image.processes[i];
+        let pid = p.pid as i32;
+        ptrace::seize(pid, libc::PTRACE_O_TRACECLONE | libc::PTRACE_O_EXITKILL)
+            .rst_ctx(pid, "seize the new process")?;
+        guard.seized.push(pid);
+        ptrace::interrupt(pid).rst_ctx(pid, "interrupt the new process")?;
+        match ptrace::wait(pid).rst_ctx(pid, "wait for the new process")? {
+            ptrace::Stop::Stopped { .. } => {}
+            other => {
+                return Err(RestoreError::Failed {
+                    pid,
+                    what: format!("the new process ended early: {other:?}"),
+                })
+            }
         }
+        let tramp = plans[i].tramp_addr;
+        targets.insert(
+            i,
+            Target {
+                pid,
+                syscall_at: stasis_sys::RemoteAddr(tramp),
+                scratch: stasis_sys::RemoteAddr(tramp + trampoline::CODE_SIZE),
+                scratch_len: trampoline::TRAMP_SIZE - trampoline::CODE_SIZE,
+            },
+        );
     }
-    identity::restore_prctls(&t, p)?;
+    check_xstate(root_pid, &image)?;
+    progress.phase("process groups", 0);
+    set_groups(&image.processes, &plan, &targets)?;
+    end_helpers(&plan, &targets)?;
+    end_zombies(&image.processes, &targets)?;
+    guard.seized.retain(|pid| {
+        image
+            .processes
+            .iter()
+            .any(|p| p.pid as i32 == *pid && !p.zombie)
+    });
+
+    let runs_of = |pid: u32| -> &[PageRun] {
+        image
+            .pagemaps
+            .iter()
+            .find(|m| m.pid == pid && m.shmem_id == 0)
+            .map(|m| m.runs.as_slice())
+            .unwrap_or(&[])
+    };
+    let mut live = Vec::new();
+    for &i in &order {
+        let p = &image.processes[i];
+        if p.zombie {
+            continue;
+        }
+        let l = Live {
+            p,
+            t: targets.remove(&i).expect("seized"),
+            helper_base,
+            file_fds: std::mem::take(&mut file_fds[i]),
+            tramp: plans[i].tramp_addr,
+        };
+        progress.phase("memory", 0);
+        restore_process(&l, runs_of(p.pid), &shmem, &image.processes)?;
+        live.push(l);
+    }
+    for l in &live {
+        finish_process(l, base)?;
+    }
     if fault_point("restore-before-resume") {
         return Err(RestoreError::Injected("restore-before-resume"));
     }
-    // Last remote syscall: drop the trampoline.
-    t.lcall("munmap", libc::SYS_munmap, &[tramp, trampoline::TRAMP_SIZE])?;
-    for th in &p.threads {
-        threads::finish_thread(pid, th)?;
+    for l in &live {
+        for th in &l.p.threads {
+            threads::finish_thread(l.t.pid, th)?;
+        }
     }
     if let Some(f) = &opts.pidfile {
-        std::fs::write(f, format!("{pid}\n")).map_err(|e| RestoreError::Failed {
-            pid,
+        std::fs::write(f, format!("{root_pid}\n")).map_err(|e| RestoreError::Failed {
+            pid: root_pid,
             what: format!("cannot write pidfile {}: {e}", f.display()),
         })?;
     }
-    for th in &p.threads {
-        ptrace::detach(th.tid as i32, 0).rst_ctx(pid, "detach")?;
+    // Resume everything together.
+    for l in &live {
+        for th in &l.p.threads {
+            ptrace::detach(th.tid as i32, 0).rst_ctx(l.t.pid, "detach")?;
+        }
     }
-    guard.0 = None;
+    guard.armed = false;
     drop(block_w);
     let total_ms = t0.elapsed().as_secs_f64() * 1e3;
     let exit_code = if opts.detach {
         None
     } else {
-        Some(util::wait_exit(pid).rst_ctx(pid, "wait for exit")?)
+        Some(util::wait_exit(root_pid).rst_ctx(root_pid, "wait for exit")?)
     };
     Ok(Restored {
-        pid,
+        pid: root_pid,
+        processes: image.processes.len(),
         exit_code,
         total_ms,
     })
 }
 
-fn unsafe_fork(pid: i32, sibling: bool) -> Result<i32, RestoreError> {
-    // SAFETY: see the caller: single-threaded, and the child runs only
-    // code that is fine after fork.
-    let r = unsafe { stasis_sys::clone::fork_with_pid(pid, libc::SIGCHLD, sibling) };
-    r.map_err(|e| {
-        if e.errno() == Some(libc::EEXIST) {
-            RestoreError::Refused(format!(
-                "pid {pid} is in use; stop that process or restore elsewhere"
-            ))
-        } else {
-            RestoreError::Sys {
-                pid,
-                step: "clone3 with set_tid".into(),
-                source: e,
-            }
+/// The restorer's copy of the table (descriptor numbers `.0..​.1`), closed
+/// once the processes have theirs, or on error.
+struct TableGuard(RawFd, RawFd);
+
+impl Drop for TableGuard {
+    fn drop(&mut self) {
+        if self.1 > self.0 {
+            let _ = util::close_range(self.0 as u32, (self.1 - 1) as u32);
         }
-    })
+    }
 }
 
-/// Our terminal, for --shell-job.
-fn own_tty() -> Option<String> {
-    (0..3).find(|fd| util::isatty(*fd)).and_then(|fd| {
-        std::fs::read_link(format!("/proc/self/fd/{fd}"))
-            .ok()
-            .map(|p| p.display().to_string())
-    })
-}
-
-/// Everything that can be checked before a process is created.
-pub fn validate(image: &Image, opts: &RestoreOptions) -> Result<(), RestoreError> {
-    let inv = &image.inventory;
-    let refuse = |s: String| Err(RestoreError::Refused(s));
-    if inv.arch != std::env::consts::ARCH {
-        return refuse(format!(
-            "image is for {}, this machine is {}",
-            inv.arch,
-            std::env::consts::ARCH
-        ));
-    }
-    if image.processes.len() != 1 {
-        return refuse(format!(
-            "image holds {} processes; this stasis restores one",
-            image.processes.len()
-        ));
-    }
-    if inv.shell_job && !opts.shell_job {
-        return refuse("image was dumped with --shell-job; restore it with --shell-job".into());
-    }
-    let ours = own_vdso()?;
-    for p in &image.processes {
-        let pid = p.pid as i32;
-        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            return refuse(format!(
-                "pid {pid} is in use; stop that process or restore elsewhere"
-            ));
+/// Reads status reports until `n` processes are ready; the first failure
+/// (or every process gone) is an error.
+fn wait_reports(status_r: &impl AsRawFd, n: usize) -> Result<(), RestoreError> {
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 4096];
+    let mut ready = 0;
+    while ready < n {
+        let got = util::read_raw(status_r.as_raw_fd(), &mut chunk).unwrap_or(0);
+        if got == 0 {
+            return Err(RestoreError::Failed {
+                pid: 0,
+                what: format!(
+                    "the new processes ended before they were set up ({ready} of {n} were ready)"
+                ),
+            });
         }
-        for th in &p.threads {
-            if std::path::Path::new(&format!("/proc/{}", th.tid)).exists() {
-                return refuse(format!("tid {} of pid {pid} is in use", th.tid));
-            }
-        }
-        // vDSO: same code and same layout, or refuse.
-        let vd: Vec<_> = p
-            .vmas
-            .iter()
-            .filter(|v| v.kind == VmaKind::Vdso as i32)
-            .collect();
-        if !vd.is_empty() {
-            let base = vd
-                .iter()
-                .find(|v| v.name == "[vdso]")
-                .map(|v| v.start)
-                .unwrap_or(0);
-            let layout: Vec<(String, i64, u64)> = vd
-                .iter()
-                .map(|v| {
-                    (
-                        v.name.clone(),
-                        v.start as i64 - base as i64,
-                        v.end - v.start,
-                    )
-                })
-                .collect();
-            if layout != ours.0 || inv.vdso_hash != ours.1 {
-                return refuse(format!(
-                    "pid {pid}: the image's vDSO differs from this kernel's (dumped on {}, this is {}); restore on the same kernel",
-                    inv.kernel_release,
-                    crate::dump::kernel_release()
-                ));
-            }
-        }
-        files::check_files(p)?;
-        for v in &p.vmas {
-            if v.kind != VmaKind::File as i32 {
-                continue;
-            }
-            // A shared writable mapping writes its file: it may have
-            // changed (through this very process); it must only exist.
-            let writes_file =
-                v.flags & libc::MAP_SHARED as u32 != 0 && v.prot & libc::PROT_WRITE as u32 != 0;
-            check_same_file(
-                pid,
-                &v.name,
-                if writes_file { None } else { v.file.as_ref() },
-            )?;
-        }
-        check_same_file(pid, &p.exe_path, p.exe_id.as_ref())?;
-        if let Some(c) = &p.creds {
-            // SAFETY-free: getuid via nix.
-            if !nix::unistd::geteuid().is_root()
-                && (c.uid != nix::unistd::getuid().as_raw() || c.cap_eff != 0)
-            {
-                return refuse(format!(
-                    "pid {pid} ran as uid {} with capabilities {:#x}; only root may restore credentials it does not hold",
-                    c.uid, c.cap_eff
-                ));
+        buf.extend_from_slice(&chunk[..got]);
+        let (reports, used) = child::parse_reports(&buf);
+        buf.drain(..used);
+        for (pid, r) in reports {
+            match r {
+                Ok(()) => ready += 1,
+                Err(what) => {
+                    return Err(RestoreError::Failed {
+                        pid: pid as i32,
+                        what,
+                    })
+                }
             }
         }
     }
     Ok(())
 }
 
-fn check_same_file(pid: i32, path: &str, id: Option<&img::FileId>) -> Result<(), RestoreError> {
-    let st = nix::sys::stat::stat(path)
-        .map_err(|e| RestoreError::Refused(format!("pid {pid}: {path} is gone ({e})")))?;
-    if let Some(id) = id {
-        let mtime = st.st_mtime * 1_000_000_000 + st.st_mtime_nsec;
-        if st.st_size as u64 != id.size || mtime != id.mtime_ns {
+fn check_xstate(pid: i32, image: &Image) -> Result<(), RestoreError> {
+    let xs = ptrace::get_xstate(pid)
+        .rst_ctx(pid, "probe FPU state size")?
+        .len();
+    for p in &image.processes {
+        if let Some(th) = p.threads.iter().find(|th| th.xstate.len() != xs) {
             return Err(RestoreError::Refused(format!(
-                "pid {pid}: mapped file {path} changed since the dump; restoring it would run different code or data"
+                "pid {}: the image's FPU state is {} bytes, this CPU's is {xs}; restore on the same kind of CPU",
+                p.pid,
+                th.xstate.len()
             )));
         }
     }
     Ok(())
 }
 
-/// Layout of our own vDSO block relative to [vdso], and its code hash.
-#[allow(clippy::type_complexity)]
-fn own_vdso() -> Result<(Vec<(String, i64, u64)>, u64), RestoreError> {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-    let maps = stasis_proc::parse_maps(&maps).unwrap_or_default();
-    let vd: Vec<_> = maps
+/// Puts every process in its process group: group leaders first, so that
+/// each group exists before its members join it.
+fn set_groups(
+    procs: &[Process],
+    plan: &Plan,
+    targets: &BTreeMap<usize, Target>,
+) -> Result<(), RestoreError> {
+    let ours = nix::unistd::getpgrp().as_raw() as u32;
+    let mut order: Vec<usize> = targets.keys().copied().collect();
+    order.sort_by_key(|&i| procs[i].pgid != procs[i].pid);
+    for i in order {
+        let p = &procs[i];
+        let want = match plan.pgid[i] {
+            Origin::Tree(g) => g,
+            Origin::Outside => ours,
+        };
+        let now = stasis_proc::parse_stat(
+            &std::fs::read_to_string(format!("/proc/{}/stat", p.pid)).unwrap_or_default(),
+        )
+        .map(|s| s.pgrp)
+        .unwrap_or(0);
+        if now == want || (plan.nodes[i].setsid && want == p.pid) {
+            continue;
+        }
+        let t = &targets[&i];
+        t.lcall("setpgid", libc::SYS_setpgid, &[0, want as u64])?;
+    }
+    Ok(())
+}
+
+/// Kills the stand-ins of exited group leaders and has the process that
+/// forked each reap it, so nobody ever sees them.
+fn end_helpers(plan: &Plan, targets: &BTreeMap<usize, Target>) -> Result<(), RestoreError> {
+    for (&h, &by) in &plan.helpers {
+        util::kill(h as i32, libc::SIGKILL).rst_ctx(h as i32, "kill group helper")?;
+        let t = &targets[&by];
+        t.lcall("wait4", libc::SYS_wait4, &[h as u64, 0, libc::__WALL as u64, 0])?;
+    }
+    Ok(())
+}
+
+/// Lets every zombie exit with its status, and waits until it is one.
+fn end_zombies(procs: &[Process], targets: &BTreeMap<usize, Target>) -> Result<(), RestoreError> {
+    for (&i, t) in targets {
+        let p = &procs[i];
+        if !p.zombie {
+            continue;
+        }
+        let st = p.exit_status;
+        let (nr, args) = if libc::WIFSIGNALED(st) {
+            // Core dumps are off in the new process; the status loses
+            // its core-dumped bit at worst.
+            (libc::SYS_kill, vec![p.pid as u64, libc::WTERMSIG(st) as u64])
+        } else {
+            (libc::SYS_exit_group, vec![libc::WEXITSTATUS(st) as u64])
+        };
+        if libc::WIFSIGNALED(st) {
+            let lim = t.put(0, &[0u8; 16])?;
+            t.lcall(
+                "prlimit64(RLIMIT_CORE)",
+                libc::SYS_prlimit64,
+                &[0, libc::RLIMIT_CORE as u64, lim, 0],
+            )?;
+        }
+        t.thread(t.pid)
+            .launch_and_detach(nr, &args, 0)
+            .rst_ctx(t.pid, "let the zombie exit")?;
+        let start = std::time::Instant::now();
+        loop {
+            let s = std::fs::read_to_string(format!("/proc/{}/stat", p.pid)).unwrap_or_default();
+            let state = stasis_proc::parse_stat(&s).map(|s| s.state).unwrap_or('X');
+            if matches!(state, 'Z' | 'X') {
+                break;
+            }
+            if start.elapsed() > std::time::Duration::from_secs(10) {
+                return Err(RestoreError::Failed {
+                    pid: p.pid as i32,
+                    what: "the zombie did not exit".into(),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    }
+    Ok(())
+}
+
+/// Memory switch, signals, timers and threads of one live process.
+fn restore_process(
+    l: &Live<'_>,
+    runs: &[PageRun],
+    shmem: &BTreeMap<u64, RawFd>,
+    procs: &[Process],
+) -> Result<(), RestoreError> {
+    let (p, t, tramp) = (l.p, &l.t, l.tramp);
+    let exe_fd = l.file_fds[&(p.exe_path.clone(), false)];
+    mm::restore::switch_memory(
+        t,
+        p,
+        runs,
+        l.helper_base,
+        &l.file_fds,
+        shmem,
+        (tramp, tramp + trampoline::TRAMP_SIZE),
+    )?;
+    mm::restore::set_mm(t, p, exe_fd)?;
+    signals::restore_sigactions(t, &p.sigactions)?;
+    timers::restore_itimers(t, &p.itimers)?;
+    threads::create_threads(t, &p.threads)?;
+    // After the threads: a timer may notify one of them (SIGEV_THREAD_ID).
+    timers::restore_posix_timers(t, &p.posix_timers)?;
+    for th in &p.threads {
+        threads::restore_thread_state(t, th)?;
+    }
+    // Exit signals of zombie children, sent while we restored.
+    let sigs: Vec<u32> = procs
         .iter()
-        .filter(|m| matches!(m.path.as_str(), "[vdso]" | "[vvar]" | "[vvar_vclock]"))
+        .filter(|c| c.zombie && c.ppid == p.pid)
+        .map(|c| c.exit_signal)
         .collect();
-    let Some(v) = vd.iter().find(|m| m.path == "[vdso]") else {
-        return Ok((Vec::new(), 0));
-    };
-    let mut buf = vec![0u8; (v.end - v.start) as usize];
-    stasis_sys::mem::read(
-        std::process::id() as i32,
-        stasis_sys::RemoteAddr(v.start),
-        &mut buf,
-    )
-    .rst_ctx(0, "read own vDSO")?;
-    let layout = vd
-        .iter()
-        .map(|m| {
-            (
-                m.path.clone(),
-                m.start as i64 - v.start as i64,
-                m.end - m.start,
-            )
-        })
-        .collect();
-    Ok((layout, xxhash_rust::xxh3::xxh3_64(&buf)))
+    signals::drain(t, &sigs)?;
+    signals::restore_shared_pending(t, &p.shared_pending)?;
+    Ok(())
+}
+
+/// Closes the table, sets credentials and prctls, drops the trampoline.
+fn finish_process(l: &Live<'_>, base: RawFd) -> Result<(), RestoreError> {
+    let (p, t, tramp) = (l.p, &l.t, l.tramp);
+    t.lcall(
+        "close_range",
+        libc::SYS_close_range,
+        &[base as u64, u32::MAX as u64, 0],
+    )?;
+    if let Some(c) = &p.creds {
+        for th in &p.threads {
+            identity::restore_creds(t, th.tid as i32, c, p.no_new_privs)?;
+        }
+    }
+    identity::restore_prctls(t, p)?;
+    // Last remote syscall: drop the trampoline.
+    t.lcall("munmap", libc::SYS_munmap, &[tramp, trampoline::TRAMP_SIZE])?;
+    Ok(())
 }

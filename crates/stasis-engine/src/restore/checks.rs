@@ -1,0 +1,156 @@
+//! Everything that can be checked before a process is created: the image
+//! fits this machine and kernel, every pid is free, every file is there and
+//! unchanged.
+
+use stasis_image::{self as img, Image, VmaKind};
+use stasis_sys::util;
+
+use super::RestoreOptions;
+use crate::error::{RestoreError, SysCtx};
+use crate::files;
+
+/// Our terminal, for --shell-job.
+pub fn own_tty() -> Option<String> {
+    (0..3).find(|fd| util::isatty(*fd)).and_then(|fd| {
+        std::fs::read_link(format!("/proc/self/fd/{fd}"))
+            .ok()
+            .map(|p| p.display().to_string())
+    })
+}
+
+/// Everything that can be checked before a process is created.
+pub fn validate(image: &Image, opts: &RestoreOptions) -> Result<(), RestoreError> {
+    let inv = &image.inventory;
+    let refuse = |s: String| Err(RestoreError::Refused(s));
+    if inv.arch != std::env::consts::ARCH {
+        return refuse(format!(
+            "image is for {}, this machine is {}",
+            inv.arch,
+            std::env::consts::ARCH
+        ));
+    }
+    if inv.shell_job && !opts.shell_job {
+        return refuse("image was dumped with --shell-job; restore it with --shell-job".into());
+    }
+    let ours = own_vdso()?;
+    for p in &image.processes {
+        let pid = p.pid as i32;
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return refuse(format!(
+                "pid {pid} is in use; stop that process or restore elsewhere"
+            ));
+        }
+        if p.zombie {
+            continue;
+        }
+        for th in &p.threads {
+            if std::path::Path::new(&format!("/proc/{}", th.tid)).exists() {
+                return refuse(format!("tid {} of pid {pid} is in use", th.tid));
+            }
+        }
+        // vDSO: same code and same layout, or refuse.
+        let vd: Vec<_> = p
+            .vmas
+            .iter()
+            .filter(|v| v.kind == VmaKind::Vdso as i32)
+            .collect();
+        if !vd.is_empty() {
+            let base = vd
+                .iter()
+                .find(|v| v.name == "[vdso]")
+                .map(|v| v.start)
+                .unwrap_or(0);
+            let layout: Vec<(String, i64, u64)> = vd
+                .iter()
+                .map(|v| {
+                    (
+                        v.name.clone(),
+                        v.start as i64 - base as i64,
+                        v.end - v.start,
+                    )
+                })
+                .collect();
+            if layout != ours.0 || inv.vdso_hash != ours.1 {
+                return refuse(format!(
+                    "pid {pid}: the image's vDSO differs from this kernel's (dumped on {}, this is {}); restore on the same kernel",
+                    inv.kernel_release,
+                    crate::dump::kernel_release()
+                ));
+            }
+        }
+        files::check_files(p)?;
+        for v in &p.vmas {
+            if v.kind != VmaKind::File as i32 {
+                continue;
+            }
+            // A shared writable mapping writes its file: it may have
+            // changed (through this very process); it must only exist.
+            let writes_file =
+                v.flags & libc::MAP_SHARED as u32 != 0 && v.prot & libc::PROT_WRITE as u32 != 0;
+            check_same_file(
+                pid,
+                &v.name,
+                if writes_file { None } else { v.file.as_ref() },
+            )?;
+        }
+        check_same_file(pid, &p.exe_path, p.exe_id.as_ref())?;
+        if let Some(c) = &p.creds {
+            // SAFETY-free: getuid via nix.
+            if !nix::unistd::geteuid().is_root()
+                && (c.uid != nix::unistd::getuid().as_raw() || c.cap_eff != 0)
+            {
+                return refuse(format!(
+                    "pid {pid} ran as uid {} with capabilities {:#x}; only root may restore credentials it does not hold",
+                    c.uid, c.cap_eff
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_same_file(pid: i32, path: &str, id: Option<&img::FileId>) -> Result<(), RestoreError> {
+    let st = nix::sys::stat::stat(path)
+        .map_err(|e| RestoreError::Refused(format!("pid {pid}: {path} is gone ({e})")))?;
+    if let Some(id) = id {
+        let mtime = st.st_mtime * 1_000_000_000 + st.st_mtime_nsec;
+        if st.st_size as u64 != id.size || mtime != id.mtime_ns {
+            return Err(RestoreError::Refused(format!(
+                "pid {pid}: mapped file {path} changed since the dump; restoring it would run different code or data"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Layout of our own vDSO block relative to [vdso], and its code hash.
+#[allow(clippy::type_complexity)]
+fn own_vdso() -> Result<(Vec<(String, i64, u64)>, u64), RestoreError> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let maps = stasis_proc::parse_maps(&maps).unwrap_or_default();
+    let vd: Vec<_> = maps
+        .iter()
+        .filter(|m| matches!(m.path.as_str(), "[vdso]" | "[vvar]" | "[vvar_vclock]"))
+        .collect();
+    let Some(v) = vd.iter().find(|m| m.path == "[vdso]") else {
+        return Ok((Vec::new(), 0));
+    };
+    let mut buf = vec![0u8; (v.end - v.start) as usize];
+    stasis_sys::mem::read(
+        std::process::id() as i32,
+        stasis_sys::RemoteAddr(v.start),
+        &mut buf,
+    )
+    .rst_ctx(0, "read own vDSO")?;
+    let layout = vd
+        .iter()
+        .map(|m| {
+            (
+                m.path.clone(),
+                m.start as i64 - v.start as i64,
+                m.end - m.start,
+            )
+        })
+        .collect();
+    Ok((layout, xxhash_rust::xxh3::xxh3_64(&buf)))
+}
