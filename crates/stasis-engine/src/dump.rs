@@ -165,12 +165,19 @@ pub fn dump(
     let mut pages = PagesWriter::create(dir)?;
     let mut files = files::FileTable::default();
     let mut shmem = Vec::new();
+    let mut dedup = mm::dedup::PageDedup::default();
     let mut processes = Vec::new();
     let mut pagemaps = Vec::new();
     let mut pages_bytes = 0;
     let mut tree = tree;
     for frozen in &mut tree.procs {
-        let (p, runs, b) = dump_process(frozen, opts, &mut pages, &mut files, &mut shmem, progress)?;
+        let (p, runs, b) = dump_process(
+            frozen,
+            opts,
+            &mut pages,
+            (&mut files, &mut shmem, &mut dedup),
+            progress,
+        )?;
         pagemaps.push(PageMap {
             pid: p.pid,
             runs,
@@ -256,10 +263,10 @@ fn dump_process(
     frozen: &mut Frozen,
     opts: &DumpOptions,
     pages: &mut PagesWriter,
-    files: &mut files::FileTable,
-    shmem: &mut Vec<PageMap>,
+    shared: (&mut files::FileTable, &mut Vec<PageMap>, &mut mm::dedup::PageDedup),
     progress: &dyn Progress,
 ) -> Result<(Process, Vec<img::PageRun>, u64), DumpError> {
+    let (files, shmem, dedup) = shared;
     let pid = frozen.pid;
     let status = procfs::parsed(
         pid,
@@ -300,7 +307,7 @@ fn dump_process(
             }
             Resource::Memory => {
                 p.mm = Some(mm::dump::dump_mm(pid, frozen)?);
-                let (r, b) = mm::dump::dump_pages(pid, &mut vmas, pages, shmem, progress)?;
+                let (r, b) = mm::dump::dump_pages(pid, &mut vmas, pages, shmem, dedup, progress)?;
                 runs = r;
                 pages_bytes = b;
                 p.vmas = vmas.clone();

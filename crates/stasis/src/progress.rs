@@ -5,6 +5,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct Bar {
     bar: ProgressBar,
+    start: std::time::Instant,
 }
 
 impl Bar {
@@ -17,7 +18,10 @@ impl Bar {
                 ProgressDrawTarget::stderr()
             },
         );
-        Bar { bar }
+        Bar {
+            bar,
+            start: std::time::Instant::now(),
+        }
     }
 
     pub fn finish(&self) {
@@ -27,6 +31,11 @@ impl Bar {
 
 impl stasis_engine::Progress for Bar {
     fn phase(&self, name: &str, total: u64) {
+        // `STASIS_LOG=debug` shows where the time goes.
+        tracing::debug!(
+            "{:8.1} ms: {name}",
+            self.start.elapsed().as_secs_f64() * 1e3
+        );
         if total > 0 {
             self.bar.set_style(
                 ProgressStyle::with_template(

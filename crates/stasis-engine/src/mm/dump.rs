@@ -9,6 +9,7 @@ use stasis_sys::{mem, RemoteAddr};
 
 use super::PAGE;
 use crate::error::{DumpError, SysCtx};
+use super::dedup::PageDedup;
 use crate::freeze::Frozen;
 use crate::procfs;
 use crate::Progress;
@@ -230,6 +231,7 @@ pub fn dump_pages(
     vmas: &mut [Vma],
     pages: &mut PagesWriter,
     shmem: &mut Vec<img::PageMap>,
+    dedup: &mut PageDedup,
     progress: &dyn Progress,
 ) -> Result<(Vec<PageRun>, u64), DumpError> {
     let zero = stasis_sys::util::zero_pfn();
@@ -238,6 +240,11 @@ pub fn dump_pages(
         File::open(&pagemap_path).map_err(|e| procfs::io_err(pid, pagemap_path.clone(), e))?;
     let mut private = Vec::new();
     let mut shared = Vec::new();
+    let mut scan = Scan {
+        dedup,
+        dups: Vec::new(),
+        new: Vec::new(),
+    };
     for v in vmas.iter_mut() {
         let kind = VmaKind::try_from(v.kind).unwrap_or(VmaKind::Anon);
         let is_shared = v.flags & libc::MAP_SHARED as u32 != 0;
@@ -254,9 +261,9 @@ pub fn dump_pages(
                     shared.push(v.clone());
                 }
             }
-            VmaKind::Anon => scan_pagemap(pid, &pagemap, v, false, zero, &mut private)?,
+            VmaKind::Anon => scan_pagemap(pid, &pagemap, v, false, zero, &mut private, &mut scan)?,
             VmaKind::File if !is_shared => {
-                scan_pagemap(pid, &pagemap, v, true, zero, &mut private)?
+                scan_pagemap(pid, &pagemap, v, true, zero, &mut private, &mut scan)?
             }
             _ => {}
         }
@@ -266,6 +273,9 @@ pub fn dump_pages(
     let mut runs = Vec::new();
     let mut bytes = 0;
     copy_private(pid, &private, pages, progress, &mut runs, &mut bytes)?;
+    runs.sort_by_key(|r| r.vaddr);
+    scan.dedup.register(&scan.new, &runs);
+    runs.extend(PageDedup::dup_runs(pid, &scan.dups)?);
     for v in &shared {
         let m = shmem
             .iter_mut()
@@ -277,6 +287,15 @@ pub fn dump_pages(
     Ok((runs, bytes))
 }
 
+/// Pages found by [`scan_pagemap`] besides the extents to copy.
+struct Scan<'a> {
+    dedup: &'a mut PageDedup,
+    /// (vaddr, offset) of pages already stored for another process.
+    dups: Vec<(u64, u64)>,
+    /// (vaddr, pfn) of pages to copy, to register once written.
+    new: Vec<(u64, u64)>,
+}
+
 /// Adds the extents of `v` whose pages are private (anonymous or COW).
 fn scan_pagemap(
     pid: i32,
@@ -285,6 +304,7 @@ fn scan_pagemap(
     file_backed: bool,
     zero: Option<u64>,
     out: &mut Vec<Extent>,
+    scan: &mut Scan<'_>,
 ) -> Result<(), DumpError> {
     const CHUNK: u64 = 65536;
     let npages = (v.end - v.start) / PAGE;
@@ -319,6 +339,13 @@ fn scan_pagemap(
             } else {
                 false
             };
+            if wanted && e.present() && e.pfn() != 0 {
+                if let Some(off) = scan.dedup.offset_of(e.pfn()) {
+                    scan.dups.push((addr, off));
+                    continue;
+                }
+                scan.new.push((addr, e.pfn()));
+            }
             if wanted {
                 match out.last_mut() {
                     Some(last) if last.vaddr + last.len == addr => last.len += PAGE,
