@@ -249,18 +249,17 @@ pub fn dump_pages(
         let kind = VmaKind::try_from(v.kind).unwrap_or(VmaKind::Anon);
         let is_shared = v.flags & libc::MAP_SHARED as u32 != 0;
         match kind {
-            VmaKind::Anon if is_shared => {
-                // Each object once, however many VMAs map it.
-                if !shmem.iter().any(|m| m.shmem_id == v.shmem_id) {
-                    shmem.push(img::PageMap {
-                        pid: 0,
-                        runs: Vec::new(),
-                        shmem_id: v.shmem_id,
-                        shmem_size: 0,
-                    });
-                    shared.push(v.clone());
-                }
+            // Each shmem object once, however many VMAs map it.
+            VmaKind::Anon if is_shared && !shmem.iter().any(|m| m.shmem_id == v.shmem_id) => {
+                shmem.push(img::PageMap {
+                    pid: 0,
+                    runs: Vec::new(),
+                    shmem_id: v.shmem_id,
+                    shmem_size: 0,
+                });
+                shared.push(v.clone());
             }
+            VmaKind::Anon if is_shared => {}
             VmaKind::Anon => scan_pagemap(pid, &pagemap, v, false, zero, &mut private, &mut scan)?,
             VmaKind::File if !is_shared => {
                 scan_pagemap(pid, &pagemap, v, true, zero, &mut private, &mut scan)?
