@@ -69,7 +69,7 @@ pub fn restore_shared_pending(t: &Target, pending: &[SigInfo]) -> Result<(), Res
         t.lcall(
             "rt_sigqueueinfo",
             libc::SYS_rt_sigqueueinfo,
-            &[t.pid as u64, s.signo as u64, at],
+            &[t.ns_pid as u64, s.signo as u64, at],
         )?;
     }
     Ok(())
@@ -92,7 +92,7 @@ pub fn drain(t: &Target, sigs: &[u32]) -> Result<(), RestoreError> {
     // At most one instance of each standard signal; a few tries suffice.
     for _ in 0..sigs.len() + 1 {
         let r = t
-            .thread(t.pid)
+            .thread(t.ns_pid)
             .syscall_raw(libc::SYS_rt_sigtimedwait, &[set_at, 0, zero, 8])
             .rst_ctx(t.pid, "rt_sigtimedwait")?;
         if r < 0 {

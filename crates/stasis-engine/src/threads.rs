@@ -111,7 +111,8 @@ pub fn create_threads(t: &Target, threads: &[Thread]) -> Result<(), RestoreError
                 what: format!("thread got tid {new}, wanted {}", th.tid),
             });
         }
-        match ptrace::wait(th.tid as i32).rst_ctx(t.pid, "wait for new thread")? {
+        let host = new_host_tid(t, th.tid)?;
+        match ptrace::wait(host).rst_ctx(t.pid, "wait for new thread")? {
             ptrace::Stop::Stopped { .. } => {}
             other => {
                 return Err(RestoreError::Failed {
@@ -122,6 +123,39 @@ pub fn create_threads(t: &Target, threads: &[Thread]) -> Result<(), RestoreError
         }
     }
     Ok(())
+}
+
+/// Finds the host tid of the thread just created with image tid `tid`
+/// (they differ inside a new PID namespace) and records it in `t`.
+fn new_host_tid(t: &Target, tid: u32) -> Result<i32, RestoreError> {
+    let task = format!("/proc/{}/task", t.pid);
+    let known: Vec<i32> = t.tids.borrow().values().copied().collect();
+    for e in std::fs::read_dir(&task)
+        .map_err(|e| RestoreError::Failed {
+            pid: t.pid,
+            what: format!("{task}: {e}"),
+        })?
+        .flatten()
+    {
+        let Some(host) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if host == t.pid || known.contains(&host) {
+            continue;
+        }
+        let status = std::fs::read_to_string(format!("{task}/{host}/status")).unwrap_or_default();
+        let inner = stasis_proc::parse_status(&status)
+            .ok()
+            .and_then(|s| s.ns_pid.last().copied());
+        if inner == Some(tid) {
+            t.tids.borrow_mut().insert(tid as i32, host);
+            return Ok(host);
+        }
+    }
+    Err(RestoreError::Failed {
+        pid: t.pid,
+        what: format!("new thread {tid} not found in {task}"),
+    })
 }
 
 /// Per-thread kernel state that must be set from inside the thread.
@@ -190,15 +224,16 @@ pub fn restore_thread_state(t: &Target, th: &Thread) -> Result<(), RestoreError>
             tid,
             "rt_tgsigqueueinfo",
             libc::SYS_rt_tgsigqueueinfo,
-            &[t.pid as u64, tid as u64, s.signo as u64, at],
+            &[t.ns_pid as u64, tid as u64, s.signo as u64, at],
         )?;
     }
     Ok(())
 }
 
 /// Puts the final registers, FPU state and signal mask on a thread.
-pub fn finish_thread(pid: i32, th: &Thread) -> Result<(), RestoreError> {
-    let tid = th.tid as i32;
+pub fn finish_thread(t: &Target, th: &Thread) -> Result<(), RestoreError> {
+    let pid = t.pid;
+    let tid = t.host(th.tid as i32);
     let regs = th.regs.as_ref().ok_or_else(|| RestoreError::Failed {
         pid,
         what: format!("thread {tid} has no registers in the image"),

@@ -81,3 +81,29 @@ pub fn thread_clone_args(flags: u64, set_tid_ptr: u64) -> Vec<u8> {
     ];
     words.iter().flat_map(|w| w.to_ne_bytes()).collect()
 }
+
+/// Forks the calling process into a new PID namespace (CLONE_NEWPID): the
+/// child is its PID 1 (its init). Returns 0 in the child and the child's
+/// pid in our namespace in the parent. With `sibling`, as in
+/// [`fork_with_pid`].
+///
+/// # Safety
+/// As [`fork_with_pid`].
+pub unsafe fn fork_into_pidns(sibling: bool) -> Result<i32> {
+    let mut flags = libc::CLONE_NEWPID as u64;
+    if sibling {
+        flags |= libc::CLONE_PARENT as u64;
+    }
+    let args = CloneArgs {
+        flags,
+        exit_signal: if sibling { 0 } else { libc::SIGCHLD as u64 },
+        ..Default::default()
+    };
+    // SAFETY: `args` outlives the call; without CLONE_VM this behaves like
+    // fork(2), whose other obligations the caller took on.
+    let r = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, CLONE_ARGS_SIZE) };
+    if r < 0 {
+        return Err(SysError::last("clone3", "CLONE_NEWPID"));
+    }
+    Ok(r as i32)
+}

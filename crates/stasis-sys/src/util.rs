@@ -463,3 +463,26 @@ pub fn move_fd(fd: RawFd, to: RawFd) -> Result<()> {
     }
     Ok(())
 }
+
+/// wait4(-1, __WALL): the next child to end, as (pid, raw status).
+pub fn wait_any() -> Result<(i32, i32)> {
+    loop {
+        let mut st = 0;
+        // SAFETY: `st` is a valid out-pointer.
+        let r = unsafe { libc::waitpid(-1, &mut st, libc::__WALL) };
+        if r < 0 && crate::errno() == libc::EINTR {
+            continue;
+        }
+        return check(r as _, "waitpid", "any child").map(|r| (r as i32, st));
+    }
+}
+
+/// Our pid as the host (the /proc mount) sees it, also from inside a
+/// child PID namespace, where getpid(2) gives the inner one.
+pub fn host_pid() -> Option<i32> {
+    std::fs::read_link("/proc/self")
+        .ok()?
+        .to_str()?
+        .parse()
+        .ok()
+}

@@ -27,9 +27,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Checkpoint a running process into an image directory.
+    /// Checkpoint a running process and every process below it into an
+    /// image directory.
     Dump {
-        /// Pid of the process to checkpoint.
+        /// Pid of the root of the tree to checkpoint.
         #[arg(short = 't', long = "tree")]
         pid: i32,
         /// Image directory (created if missing).
@@ -46,7 +47,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Restore a process from an image directory, with its original pid.
+    /// Restore a process tree from an image directory, with its original
+    /// pids.
     Restore {
         #[arg(short = 'D', long = "images-dir")]
         dir: PathBuf,
@@ -58,6 +60,11 @@ enum Cmd {
         pidfile: Option<PathBuf>,
         #[arg(short = 'j', long)]
         shell_job: bool,
+        /// Restore into a new PID namespace, where the image's pids are
+        /// free even if they are taken here; a small init holds PID 1
+        /// there unless the tree's root was PID 1 itself.
+        #[arg(long)]
+        pidns: bool,
         #[arg(long)]
         json: bool,
     },
@@ -130,15 +137,16 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
                 println!(
                     "{}",
                     serde_json::json!({
-                        "pid": r.pid, "threads": r.threads, "vmas": r.vmas, "fds": r.fds,
+                        "pid": r.pid, "processes": r.processes, "threads": r.threads, "vmas": r.vmas, "fds": r.fds,
                         "pages_bytes": r.pages_bytes, "frozen_ms": r.frozen_ms, "total_ms": r.total_ms,
                         "leave_running": leave_running, "dir": dir,
                     })
                 );
             } else {
                 eprintln!(
-                    "dumped pid {} ({} threads, {} mappings, {} fds, {} of memory) to {} in {:.1} ms{}",
+                    "dumped pid {} ({} processes, {} threads, {} mappings, {} fds, {} of memory) to {} in {:.1} ms{}",
                     r.pid,
+                    r.processes,
                     r.threads,
                     r.vmas,
                     r.fds,
@@ -155,12 +163,14 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
             detach,
             pidfile,
             shell_job,
+            pidns,
             json,
         } => {
             let opts = stasis_engine::RestoreOptions {
                 detach,
                 shell_job,
                 pidfile,
+                pidns,
             };
             let bar = progress::Bar::new(json || !detach);
             let r = stasis_engine::restore(&dir, &opts, &bar)?;
@@ -168,10 +178,13 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"pid": r.pid, "restore_ms": r.total_ms, "exit_code": r.exit_code})
+                    serde_json::json!({"pid": r.pid, "processes": r.processes, "restore_ms": r.total_ms, "exit_code": r.exit_code})
                 );
             } else if detach {
-                eprintln!("restored pid {} in {:.1} ms", r.pid, r.total_ms);
+                eprintln!(
+                    "restored pid {} ({} processes) in {:.1} ms",
+                    r.pid, r.processes, r.total_ms
+                );
             }
             Ok(match r.exit_code {
                 Some(c) => ExitCode::from(c.clamp(0, 255) as u8),

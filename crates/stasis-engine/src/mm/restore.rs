@@ -299,7 +299,7 @@ fn apply_madvise(t: &Target, v: &Vma) -> Result<(), RestoreError> {
             continue;
         }
         let r = t
-            .thread(t.pid)
+            .thread(t.ns_pid)
             .syscall_raw(
                 libc::SYS_madvise,
                 &[v.start, v.end - v.start, advice as u64],

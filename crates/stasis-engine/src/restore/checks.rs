@@ -35,16 +35,16 @@ pub fn validate(image: &Image, opts: &RestoreOptions) -> Result<(), RestoreError
     let ours = own_vdso()?;
     for p in &image.processes {
         let pid = p.pid as i32;
-        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        if !opts.pidns && std::path::Path::new(&format!("/proc/{pid}")).exists() {
             return refuse(format!(
-                "pid {pid} is in use; stop that process or restore elsewhere"
+                "pid {pid} is in use; stop that process, restore elsewhere, or restore into a new PID namespace with --pidns"
             ));
         }
         if p.zombie {
             continue;
         }
         for th in &p.threads {
-            if std::path::Path::new(&format!("/proc/{}", th.tid)).exists() {
+            if !opts.pidns && std::path::Path::new(&format!("/proc/{}", th.tid)).exists() {
                 return refuse(format!("tid {} of pid {pid} is in use", th.tid));
             }
         }

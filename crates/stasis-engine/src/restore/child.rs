@@ -11,8 +11,10 @@
 //! it and replaces its registers, so it never runs as this code again. If
 //! the restorer dies first, that pipe reads EOF and the process exits.
 //!
-//! A status report is one write (atomic on a pipe): pid (i32), ok (u8),
-//! message length (u16), message.
+//! A status report is one write (atomic on a pipe): pid as the image has
+//! it (u32), pid on the host (i32), ok (u8), message length (u16), message.
+//! The two pids differ inside a new PID namespace (`--pidns`), whose
+//! [`run_init`] holds PID 1 when the tree's root is not PID 1.
 
 use std::collections::BTreeMap;
 use std::os::fd::RawFd;
@@ -51,24 +53,29 @@ pub struct Common<'a> {
 }
 
 /// Length of a status report header.
-pub const REPORT_HEADER: usize = 7;
+pub const REPORT_HEADER: usize = 11;
 const MAX_MSG: usize = 480;
 
 fn report(fd: RawFd, pid: u32, result: &Result<(), String>) {
-    let msg = match result {
+    let mut msg = match result {
         Ok(()) => "",
-        Err(m) => &m[..m.len().min(MAX_MSG)],
+        Err(m) => m.as_str(),
     };
+    if msg.len() > MAX_MSG {
+        msg = &msg[..msg.floor_char_boundary(MAX_MSG)];
+    }
+    let host = util::host_pid().unwrap_or(-1);
     let mut buf = Vec::with_capacity(REPORT_HEADER + msg.len());
     buf.extend_from_slice(&pid.to_ne_bytes());
+    buf.extend_from_slice(&host.to_ne_bytes());
     buf.push(u8::from(result.is_ok()));
     buf.extend_from_slice(&(msg.len() as u16).to_ne_bytes());
     buf.extend_from_slice(msg.as_bytes());
     let _ = util::write_all_raw(fd, &buf);
 }
 
-/// One status report: the pid and its outcome.
-pub type Report = (u32, Result<(), String>);
+/// One status report: the image pid, the host pid and the outcome.
+pub type Report = (u32, i32, Result<(), String>);
 
 /// Parses the reports in `buf`; returns them and the bytes consumed.
 pub fn parse_reports(buf: &[u8]) -> (Vec<Report>, usize) {
@@ -77,14 +84,16 @@ pub fn parse_reports(buf: &[u8]) -> (Vec<Report>, usize) {
     while buf.len() - at >= REPORT_HEADER {
         let h = &buf[at..at + REPORT_HEADER];
         let pid = u32::from_ne_bytes(h[..4].try_into().expect("4"));
-        let ok = h[4] == 1;
-        let len = u16::from_ne_bytes(h[5..7].try_into().expect("2")) as usize;
+        let host = i32::from_ne_bytes(h[4..8].try_into().expect("4"));
+        let ok = h[8] == 1;
+        let len = u16::from_ne_bytes(h[9..11].try_into().expect("2")) as usize;
         if buf.len() - at - REPORT_HEADER < len {
             break;
         }
         let msg = &buf[at + REPORT_HEADER..at + REPORT_HEADER + len];
         out.push((
             pid,
+            host,
             if ok {
                 Ok(())
             } else {
@@ -110,6 +119,32 @@ pub fn run(c: &Common<'_>, idx: usize) -> ! {
     let _ = util::read_raw(c.block_fd, &mut b);
     // Reached only if the restorer went away without taking us over.
     util::exit_now(3)
+}
+
+/// PID 1 of a new PID namespace whose tree root is not PID 1: forks the
+/// root (`idx`), drops every descriptor, then reaps orphans until the
+/// root ends, and ends the same way (which ends the namespace). Never
+/// returns.
+pub fn run_init(c: &Common<'_>, idx: usize) -> ! {
+    util::block_all_signals();
+    let root = c.plans[idx].process.pid;
+    if let Err(e) = fork_child(c, idx) {
+        report(c.status_fd, root, &Err(e));
+        util::exit_now(1);
+    }
+    let _ = util::close_range(0, u32::MAX);
+    loop {
+        match util::wait_any() {
+            Ok((pid, st)) if pid == root as i32 => {
+                if libc::WIFSIGNALED(st) {
+                    util::exit_now(128 + libc::WTERMSIG(st));
+                }
+                util::exit_now(libc::WEXITSTATUS(st));
+            }
+            Ok(_) => {}
+            Err(_) => util::exit_now(0),
+        }
+    }
 }
 
 /// Forks process `idx` of the plan; the child runs [`run`].

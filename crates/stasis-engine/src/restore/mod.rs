@@ -46,6 +46,9 @@ pub struct RestoreOptions {
     pub detach: bool,
     pub shell_job: bool,
     pub pidfile: Option<PathBuf>,
+    /// Restore into a new PID namespace, where the image's pids are free
+    /// whatever runs on the host. Required when the tree's root was PID 1.
+    pub pidns: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -110,10 +113,25 @@ pub fn restore(
     let image = img::read_core(dir)?;
     validate(&image, opts)?;
     let inv = &image.inventory;
+    let root_img = image
+        .processes
+        .iter()
+        .find(|p| p.pid == inv.root_pid)
+        .expect("validated");
+    if root_img.pid == 1 && !opts.pidns {
+        return Err(RestoreError::Refused(
+            "the tree ran in its own PID namespace (its root is PID 1); restore it with --pidns".into(),
+        ));
+    }
+    if opts.pidns && opts.shell_job {
+        return Err(RestoreError::Refused(
+            "--shell-job and --pidns together are not supported yet".into(),
+        ));
+    }
     let plan = tree::plan(&image.processes, inv.root_pid, inv.shell_job, &|_| false)
         .map_err(RestoreError::Refused)?;
     for h in plan.helpers.keys() {
-        if Path::new(&format!("/proc/{h}")).exists() {
+        if !opts.pidns && Path::new(&format!("/proc/{h}")).exists() {
             return Err(RestoreError::Refused(format!(
                 "pid {h} is in use; the image needs it for a process group whose leader had exited"
             )));
@@ -207,10 +225,17 @@ pub fn restore(
     // With -d the root becomes a child of our caller (CLONE_PARENT), not
     // of this short-lived restorer: it is not reparented when we exit,
     // and its parent-death signal keeps its meaning.
-    let forked = unsafe { stasis_sys::clone::fork_with_pid(root_pid, libc::SIGCHLD, opts.detach) };
-    match forked {
+    let forked = unsafe {
+        if opts.pidns {
+            stasis_sys::clone::fork_into_pidns(opts.detach)
+        } else {
+            stasis_sys::clone::fork_with_pid(root_pid, libc::SIGCHLD, opts.detach)
+        }
+    };
+    let first = match forked {
+        Ok(0) if opts.pidns && root_pid != 1 => child::run_init(&common, plan.root),
         Ok(0) => child::run(&common, plan.root),
-        Ok(_) => {}
+        Ok(pid) => pid,
         Err(e) if e.errno() == Some(libc::EEXIST) => {
             return Err(RestoreError::Refused(format!(
                 "pid {root_pid} is in use; stop that process or restore elsewhere"
@@ -223,27 +248,34 @@ pub fn restore(
                 source: e,
             })
         }
-    }
+    };
+    // In a new namespace, killing its init kills everything in it.
     let mut guard = KillGuard {
-        pids: image
-            .processes
-            .iter()
-            .map(|p| p.pid as i32)
-            .chain(plan.helpers.keys().map(|h| *h as i32))
-            .collect(),
+        pids: if opts.pidns {
+            vec![first]
+        } else {
+            image
+                .processes
+                .iter()
+                .map(|p| p.pid as i32)
+                .chain(plan.helpers.keys().map(|h| *h as i32))
+                .collect()
+        },
         seized: Vec::new(),
         armed: true,
     };
     // Our copies of the table are not needed any more.
     drop(table);
-    wait_reports(&status_r, image.processes.len() + plan.helpers.len())?;
+    let hosts = wait_reports(&status_r, image.processes.len() + plan.helpers.len())?;
+    let host = |pid: u32| hosts.get(&pid).copied().unwrap_or(pid as i32);
+    guard.pids.extend(hosts.values());
 
     // Seize everything but the group stand-ins.
     let order = tree::creation_order(&plan);
     let mut targets: BTreeMap<usize, Target> = BTreeMap::new();
     for &i in &order {
         let p = &image.processes[i];
-        let pid = p.pid as i32;
+        let pid = host(p.pid);
         ptrace::seize(pid, libc::PTRACE_O_TRACECLONE | libc::PTRACE_O_EXITKILL)
             .rst_ctx(pid, "seize the new process")?;
         guard.seized.push(pid);
@@ -262,22 +294,25 @@ pub fn restore(
             i,
             Target {
                 pid,
+                ns_pid: p.pid as i32,
                 syscall_at: stasis_sys::RemoteAddr(tramp),
                 scratch: stasis_sys::RemoteAddr(tramp + trampoline::CODE_SIZE),
                 scratch_len: trampoline::TRAMP_SIZE - trampoline::CODE_SIZE,
+                tids: Default::default(),
             },
         );
     }
-    check_xstate(root_pid, &image)?;
+    let root_host = host(inv.root_pid);
+    check_xstate(root_host, &image)?;
     progress.phase("process groups", 0);
     set_groups(&image.processes, &plan, &targets)?;
-    end_helpers(&plan, &targets)?;
+    end_helpers(&plan, &targets, &host)?;
     end_zombies(&image.processes, &targets)?;
     guard.seized.retain(|pid| {
         image
             .processes
             .iter()
-            .any(|p| p.pid as i32 == *pid && !p.zombie)
+            .any(|p| host(p.pid) == *pid && !p.zombie)
     });
 
     let runs_of = |pid: u32| -> &[PageRun] {
@@ -313,19 +348,19 @@ pub fn restore(
     }
     for l in &live {
         for th in &l.p.threads {
-            threads::finish_thread(l.t.pid, th)?;
+            threads::finish_thread(&l.t, th)?;
         }
     }
     if let Some(f) = &opts.pidfile {
-        std::fs::write(f, format!("{root_pid}\n")).map_err(|e| RestoreError::Failed {
-            pid: root_pid,
+        std::fs::write(f, format!("{root_host}\n")).map_err(|e| RestoreError::Failed {
+            pid: root_host,
             what: format!("cannot write pidfile {}: {e}", f.display()),
         })?;
     }
     // Resume everything together.
     for l in &live {
         for th in &l.p.threads {
-            ptrace::detach(th.tid as i32, 0).rst_ctx(l.t.pid, "detach")?;
+            ptrace::detach(l.t.host(th.tid as i32), 0).rst_ctx(l.t.pid, "detach")?;
         }
     }
     guard.armed = false;
@@ -334,10 +369,11 @@ pub fn restore(
     let exit_code = if opts.detach {
         None
     } else {
-        Some(util::wait_exit(root_pid).rst_ctx(root_pid, "wait for exit")?)
+        // The root, or the namespace's init, which ends as the root does.
+        Some(util::wait_exit(first).rst_ctx(root_host, "wait for exit")?)
     };
     Ok(Restored {
-        pid: root_pid,
+        pid: root_host,
         processes: image.processes.len(),
         exit_code,
         total_ms,
@@ -357,8 +393,9 @@ impl Drop for TableGuard {
 }
 
 /// Reads status reports until `n` processes are ready; the first failure
-/// (or every process gone) is an error.
-fn wait_reports(status_r: &impl AsRawFd, n: usize) -> Result<(), RestoreError> {
+/// (or every process gone) is an error. Returns image pid -> host pid.
+fn wait_reports(status_r: &impl AsRawFd, n: usize) -> Result<BTreeMap<u32, i32>, RestoreError> {
+    let mut hosts = BTreeMap::new();
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 4096];
     let mut ready = 0;
@@ -375,9 +412,12 @@ fn wait_reports(status_r: &impl AsRawFd, n: usize) -> Result<(), RestoreError> {
         buf.extend_from_slice(&chunk[..got]);
         let (reports, used) = child::parse_reports(&buf);
         buf.drain(..used);
-        for (pid, r) in reports {
+        for (pid, host, r) in reports {
             match r {
-                Ok(()) => ready += 1,
+                Ok(()) => {
+                    ready += 1;
+                    hosts.insert(pid, host);
+                }
                 Err(what) => {
                     return Err(RestoreError::Failed {
                         pid: pid as i32,
@@ -387,7 +427,7 @@ fn wait_reports(status_r: &impl AsRawFd, n: usize) -> Result<(), RestoreError> {
             }
         }
     }
-    Ok(())
+    Ok(hosts)
 }
 
 fn check_xstate(pid: i32, image: &Image) -> Result<(), RestoreError> {
@@ -422,15 +462,18 @@ fn set_groups(
             Origin::Tree(g) => g,
             Origin::Outside => ours,
         };
-        let now = stasis_proc::parse_stat(
-            &std::fs::read_to_string(format!("/proc/{}/stat", p.pid)).unwrap_or_default(),
+        let t = &targets[&i];
+        // The group as the process sees it (NSpgid), not as /proc/stat
+        // shows it from here.
+        let now = stasis_proc::parse_status(
+            &std::fs::read_to_string(format!("/proc/{}/status", t.pid)).unwrap_or_default(),
         )
-        .map(|s| s.pgrp)
+        .ok()
+        .and_then(|s| s.ns_pgid.last().copied())
         .unwrap_or(0);
         if now == want || (plan.nodes[i].setsid && want == p.pid) {
             continue;
         }
-        let t = &targets[&i];
         t.lcall("setpgid", libc::SYS_setpgid, &[0, want as u64])?;
     }
     Ok(())
@@ -438,9 +481,13 @@ fn set_groups(
 
 /// Kills the stand-ins of exited group leaders and has the process that
 /// forked each reap it, so nobody ever sees them.
-fn end_helpers(plan: &Plan, targets: &BTreeMap<usize, Target>) -> Result<(), RestoreError> {
+fn end_helpers(
+    plan: &Plan,
+    targets: &BTreeMap<usize, Target>,
+    host: &dyn Fn(u32) -> i32,
+) -> Result<(), RestoreError> {
     for (&h, &by) in &plan.helpers {
-        util::kill(h as i32, libc::SIGKILL).rst_ctx(h as i32, "kill group helper")?;
+        util::kill(host(h), libc::SIGKILL).rst_ctx(host(h), "kill group helper")?;
         let t = &targets[&by];
         t.lcall("wait4", libc::SYS_wait4, &[h as u64, 0, libc::__WALL as u64, 0])?;
     }
@@ -475,14 +522,14 @@ fn end_zombies(procs: &[Process], targets: &BTreeMap<usize, Target>) -> Result<(
             .rst_ctx(t.pid, "let the zombie exit")?;
         let start = std::time::Instant::now();
         loop {
-            let s = std::fs::read_to_string(format!("/proc/{}/stat", p.pid)).unwrap_or_default();
+            let s = std::fs::read_to_string(format!("/proc/{}/stat", t.pid)).unwrap_or_default();
             let state = stasis_proc::parse_stat(&s).map(|s| s.state).unwrap_or('X');
             if matches!(state, 'Z' | 'X') {
                 break;
             }
             if start.elapsed() > std::time::Duration::from_secs(10) {
                 return Err(RestoreError::Failed {
-                    pid: p.pid as i32,
+                    pid: t.pid,
                     what: "the zombie did not exit".into(),
                 });
             }

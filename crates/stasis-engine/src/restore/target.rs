@@ -1,6 +1,16 @@
 //! A half-restored process seen from the restorer: its threads are
 //! ptrace-stopped and run syscalls from the trampoline page, whose second
 //! half is scratch memory for syscall arguments.
+//!
+//! Two kinds of ids meet here. The image's pids and tids are the ones the
+//! process sees (inside its PID namespace, with `--pidns`); they go into
+//! syscall arguments. ptrace, process_vm_* and /proc take the restorer's
+//! (host) ids. [`Target::pid`] is the host pid, [`Target::ns_pid`] the
+//! image's, and every `tid` parameter below is an image tid, translated
+//! with [`Target::host`].
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 
 use stasis_sys::remote::RemoteThread;
 use stasis_sys::{mem, RemoteAddr};
@@ -8,22 +18,36 @@ use stasis_sys::{mem, RemoteAddr};
 use crate::error::{RestoreError, SysCtx};
 
 pub struct Target {
+    /// Host pid: for ptrace, process_vm_* and /proc.
     pub pid: i32,
+    /// The pid the process sees (the image's).
+    pub ns_pid: i32,
     /// Address of the trampoline's `syscall` instruction.
     pub syscall_at: RemoteAddr,
     pub scratch: RemoteAddr,
     pub scratch_len: u64,
+    /// Image tid -> host tid, where they differ.
+    pub tids: RefCell<BTreeMap<i32, i32>>,
 }
 
 impl Target {
+    /// The host tid of image tid `tid`.
+    pub fn host(&self, tid: i32) -> i32 {
+        if tid == self.ns_pid {
+            return self.pid;
+        }
+        self.tids.borrow().get(&tid).copied().unwrap_or(tid)
+    }
+
+    /// Image tid `tid` as a remote-syscall runner.
     pub fn thread(&self, tid: i32) -> RemoteThread {
         RemoteThread {
-            tid,
+            tid: self.host(tid),
             syscall_at: self.syscall_at,
         }
     }
 
-    /// Runs a syscall in `tid`; a failure names the step.
+    /// Runs a syscall in image tid `tid`; a failure names the step.
     pub fn call(
         &self,
         tid: i32,
@@ -38,7 +62,7 @@ impl Target {
 
     /// Like [`call`] in the leader.
     pub fn lcall(&self, name: &'static str, nr: i64, args: &[u64]) -> Result<u64, RestoreError> {
-        self.call(self.pid, name, nr, args)
+        self.call(self.ns_pid, name, nr, args)
     }
 
     /// Copies `data` into scratch memory at `off` and returns its address.
