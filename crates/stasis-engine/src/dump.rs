@@ -40,8 +40,14 @@ pub struct DumpReport {
     pub total_ms: f64,
 }
 
-/// Checks made on each process before it is touched at all.
-fn precheck(pid: i32, root: bool, opts: &DumpOptions) -> Result<(), DumpError> {
+/// Checks made on each process before it is touched at all. `own_pidns`
+/// is the PID namespace of a tree whose root is its init (else None).
+fn precheck(
+    pid: i32,
+    root: bool,
+    opts: &DumpOptions,
+    own_pidns: Option<&str>,
+) -> Result<(), DumpError> {
     let status = procfs::parsed(
         pid,
         stasis_proc::parse_status(&procfs::read_string(pid, "status")?),
@@ -75,14 +81,19 @@ fn precheck(pid: i32, root: bool, opts: &DumpOptions) -> Result<(), DumpError> {
             status.x86_thread_features.trim()
         ));
     }
-    if status.ns_pid.len() > 1 {
-        return refuse("runs in a nested PID namespace, which stasis cannot checkpoint yet".into());
-    }
     for ns in ["pid", "mnt", "net", "ipc", "uts", "user", "cgroup", "time"] {
         let theirs = procfs::read_link(pid, &format!("ns/{ns}"))?;
-        let ours = std::fs::read_link(format!("/proc/self/ns/{ns}"))
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let ours = match (ns, own_pidns) {
+            ("pid", Some(tree_ns)) => tree_ns.to_string(),
+            _ => std::fs::read_link(format!("/proc/self/ns/{ns}"))
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        if ns == "pid" && theirs != ours && own_pidns.is_none() {
+            return refuse(format!(
+                "is in another PID namespace ({theirs}) than the tree's root; dump that namespace's PID 1 on its own"
+            ));
+        }
         if theirs != ours {
             return refuse(format!(
                 "is in another {ns} namespace ({theirs}), which stasis cannot checkpoint yet"
@@ -150,13 +161,19 @@ pub fn dump(
         path: dir.display().to_string(),
         source,
     })?;
-    precheck(pid, true, opts)?;
+    // A root that is PID 1 of its own namespace takes the namespace along.
+    let own_pidns = if crate::pidns::is_ns_init(pid)? {
+        Some(procfs::read_link(pid, "ns/pid")?)
+    } else {
+        None
+    };
+    precheck(pid, true, opts, own_pidns.as_deref())?;
     progress.phase("freezing", 0);
     let tree = FrozenTree::seize(pid, &mut |p| {
         if p == pid {
             Ok(())
         } else {
-            precheck(p, false, opts)
+            precheck(p, false, opts, own_pidns.as_deref())
         }
     })?;
     let t_frozen = Instant::now();
@@ -201,9 +218,16 @@ pub fn dump(
     }
     pagemaps.extend(shmem);
     let pipes = files.finish(&tree.pids())?;
+    let mut root_pid = pid as u32;
+    if own_pidns.is_some() {
+        crate::pidns::NsMap::read(&tree.pids())?.apply(&mut processes, &mut pagemaps, root_pid);
+        root_pid = 1;
+    }
     // Would restore be able to rebuild this tree's sessions and groups?
-    let exists = |p: u32| Path::new(&format!("/proc/{p}")).exists();
-    crate::tree::plan(&processes, pid as u32, opts.shell_job, &exists)
+    // (Inside its own namespace, a group without a live leader in the
+    // tree has none at all.)
+    let exists = |p: u32| own_pidns.is_none() && Path::new(&format!("/proc/{p}")).exists();
+    crate::tree::plan(&processes, root_pid, opts.shell_job, &exists)
         .map_err(|what| DumpError::Refused { pid, what: format!("cannot be checkpointed: {what}") })?;
     if fault_point("dump-before-write") {
         return Err(DumpError::Injected("dump-before-write"));
@@ -221,7 +245,7 @@ pub fn dump(
             tool_version: env!("CARGO_PKG_VERSION").into(),
             kernel_release: kernel_release(),
             arch: std::env::consts::ARCH.into(),
-            root_pid: pid as u32,
+            root_pid,
             shell_job: opts.shell_job,
             page_size: mm::PAGE as u32,
             created_unix_ns: std::time::SystemTime::now()

@@ -14,6 +14,7 @@ pub mod files;
 pub mod freeze;
 pub mod identity;
 pub mod mm;
+pub mod pidns;
 pub mod procfs;
 pub mod restore;
 pub mod signals;
