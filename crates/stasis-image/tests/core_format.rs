@@ -216,7 +216,7 @@ fn missing_end_record() {
         err,
         DecodeError::MissingEnd {
             offset: without_end.len() as u64,
-            records: 5
+            records: 7
         }
     );
 }

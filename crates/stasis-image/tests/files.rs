@@ -338,10 +338,13 @@ fn full_image_directory() {
     let mut w = PagesWriter::create(dir.path()).unwrap();
     let heap = w.append(0x60_0000, &pages(5, 2)).unwrap();
     let stack = w.append(0x7ffc_0001_f000, &pages(6, 1)).unwrap();
+    // A shared memory object's run: at an object offset, not an address.
+    let shm = w.append(PAGE_SIZE, &pages(7, 1)).unwrap();
     let size = w.finish().unwrap();
     let mut image = sample_image();
     image.inventory.pages_file_size = size;
     image.pagemaps[0].runs = vec![heap, stack];
+    image.pagemaps[1].runs = vec![shm];
     write_core(dir.path(), &image).unwrap();
 
     let read = read_core(dir.path()).unwrap();

@@ -171,3 +171,64 @@ fn fds_and_pipes() {
     image.pipes.push(p);
     assert_eq!(invalid(&image), InvalidImage::DuplicatePipe { ino: 777 });
 }
+
+#[test]
+fn tree_links() {
+    // A process whose parent is not in the image.
+    let mut image = sample_image();
+    image.processes[1].ppid = 4242;
+    assert_eq!(
+        invalid(&image),
+        InvalidImage::ParentNotInImage {
+            pid: 101,
+            ppid: 4242
+        }
+    );
+    // The root cannot be a zombie.
+    let mut image = sample_image();
+    image.processes[0].zombie = true;
+    assert_eq!(invalid(&image), InvalidImage::ZombieRoot { pid: 100 });
+    // A zombie needs no threads or memory.
+    let image = sample_image();
+    assert!(image.processes[2].zombie && image.processes[2].threads.is_empty());
+    validate(&image).unwrap();
+}
+
+#[test]
+fn shared_memory_objects() {
+    // A VMA naming an object the image does not hold.
+    let mut image = sample_image();
+    image.processes[1].vmas[1].shmem_id = 10;
+    assert!(matches!(
+        invalid(&image),
+        InvalidImage::MissingShmem { pid: 101, id: 10, .. }
+    ));
+    // A VMA reaching past the object's end.
+    let mut image = sample_image();
+    image.processes[1].vmas[1].pgoff = PAGE_SIZE;
+    assert!(matches!(
+        invalid(&image),
+        InvalidImage::MissingShmem { pid: 101, id: 9, .. }
+    ));
+    // An object's page map with a pid, or twice.
+    let mut image = sample_image();
+    image.pagemaps[1].pid = 100;
+    assert!(matches!(
+        invalid(&image),
+        InvalidImage::BadShmemPageMap { id: 9, .. }
+    ));
+    let mut image = sample_image();
+    let m = image.pagemaps[1].clone();
+    image.pagemaps.push(m);
+    assert!(matches!(
+        invalid(&image),
+        InvalidImage::BadShmemPageMap { id: 9, .. }
+    ));
+    // A run past the object's size.
+    let mut image = sample_image();
+    image.pagemaps[1].runs[0].vaddr = 2 * PAGE_SIZE;
+    assert!(matches!(
+        invalid(&image),
+        InvalidImage::BadShmemPageMap { id: 9, .. }
+    ));
+}

@@ -72,13 +72,30 @@ pub fn sample_image() -> Image {
         pid: 101,
         ppid: 100,
         threads: vec![thread(101)],
-        vmas: vec![vma(0x1000, 0x3000, VmaKind::Anon, "")],
+        vmas: vec![
+            vma(0x1000, 0x3000, VmaKind::Anon, ""),
+            Vma {
+                flags: libc_map_shared(),
+                shmem_id: 9,
+                ..vma(0x4000, 0x6000, VmaKind::Anon, "")
+            },
+        ],
         fds: vec![Fd {
             fd: 4,
             kind: FdKind::Pipe as i32,
             pipe_ino: 777,
+            desc: 1,
             ..Default::default()
         }],
+        ..Default::default()
+    };
+    let zombie = Process {
+        pid: 102,
+        ppid: 100,
+        pgid: 100,
+        sid: 100,
+        zombie: true,
+        exit_status: 3 << 8,
         ..Default::default()
     };
     Image {
@@ -89,34 +106,53 @@ pub fn sample_image() -> Image {
             arch: "x86_64".into(),
             root_pid: 100,
             page_size: PAGE_SIZE as u32,
-            pids: vec![100, 101],
+            pids: vec![100, 101, 102],
             pages_file_size: 4 * PAGE_SIZE,
             ..Default::default()
         },
-        processes: vec![parent, child],
-        pagemaps: vec![PageMap {
-            pid: 100,
-            runs: vec![
-                PageRun {
-                    vaddr: 0x60_0000,
-                    nr_pages: 2,
-                    offset: PAGE_SIZE,
-                    hash: 1,
-                },
-                PageRun {
-                    vaddr: 0x7ffc_0001_f000,
+        processes: vec![parent, child, zombie],
+        pagemaps: vec![
+            PageMap {
+                pid: 100,
+                runs: vec![
+                    PageRun {
+                        vaddr: 0x60_0000,
+                        nr_pages: 2,
+                        offset: PAGE_SIZE,
+                        hash: 1,
+                    },
+                    PageRun {
+                        vaddr: 0x7ffc_0001_f000,
+                        nr_pages: 1,
+                        offset: 3 * PAGE_SIZE,
+                        hash: 2,
+                    },
+                ],
+                ..Default::default()
+            },
+            PageMap {
+                pid: 0,
+                shmem_id: 9,
+                shmem_size: 2 * PAGE_SIZE,
+                runs: vec![PageRun {
+                    vaddr: PAGE_SIZE,
                     nr_pages: 1,
-                    offset: 3 * PAGE_SIZE,
-                    hash: 2,
-                },
-            ],
-        }],
+                    offset: PAGE_SIZE,
+                    hash: 3,
+                }],
+            },
+        ],
         pipes: vec![Pipe {
             ino: 777,
             capacity: 65536,
             data: b"hello".to_vec(),
         }],
     }
+}
+
+/// MAP_SHARED (no libc dependency in these tests).
+fn libc_map_shared() -> u32 {
+    1
 }
 
 /// A directory under the system temp dir, removed on drop.
