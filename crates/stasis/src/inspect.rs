@@ -45,6 +45,13 @@ pub fn run(dir: &Path, json: bool, full: bool) -> Result<()> {
             .flat_map(|m| &m.runs)
             .map(|r| r.nr_pages * 4096)
             .sum();
+        if p.zombie {
+            println!(
+                "pid {} ppid {} pgid {} sid {} zombie, exit status {:#x}",
+                p.pid, p.ppid, p.pgid, p.sid, p.exit_status
+            );
+            continue;
+        }
         let c = p.creds.clone().unwrap_or_default();
         println!(
             "pid {} ppid {} pgid {} sid {} uid {} gid {} exe {}",
@@ -97,6 +104,15 @@ pub fn run(dir: &Path, json: bool, full: bool) -> Result<()> {
             );
         }
     }
+    for m in image.pagemaps.iter().filter(|m| m.shmem_id != 0) {
+        let bytes: u64 = m.runs.iter().map(|r| r.nr_pages * 4096).sum();
+        println!(
+            "shared memory object {} of {}, {} of pages",
+            m.shmem_id,
+            human(m.shmem_size),
+            human(bytes)
+        );
+    }
     Ok(())
 }
 
@@ -109,6 +125,7 @@ fn to_json(image: &Image, full: bool) -> Value {
             let runs: Vec<_> = image.pagemaps.iter().filter(|m| m.pid == p.pid).flat_map(|m| &m.runs).collect();
             let mut v = json!({
                 "pid": p.pid, "ppid": p.ppid, "pgid": p.pgid, "sid": p.sid,
+                "zombie": p.zombie, "exit_status": p.exit_status, "exit_signal": p.exit_signal,
                 "exe": p.exe_path, "cwd": p.cwd, "root": p.root, "umask": p.umask,
                 "creds": p.creds.as_ref().map(|c| json!({
                     "uid": [c.uid, c.euid, c.suid, c.fsuid], "gid": [c.gid, c.egid, c.sgid, c.fsgid],
@@ -120,7 +137,7 @@ fn to_json(image: &Image, full: bool) -> Value {
                 })).collect::<Vec<_>>(),
                 "fds": p.fds.iter().map(|f| json!({
                     "fd": f.fd, "kind": format!("{:?}", FdKind::try_from(f.kind).unwrap_or(FdKind::Regular)),
-                    "path": f.path, "flags": f.flags, "pos": f.pos, "cloexec": f.cloexec,
+                    "path": f.path, "flags": f.flags, "pos": f.pos, "cloexec": f.cloexec, "desc": f.desc,
                 })).collect::<Vec<_>>(),
                 "sigactions": p.sigactions.iter().map(|a| json!({"signo": a.signo, "handler": format!("{:#x}", a.handler), "flags": format!("{:#x}", a.flags)})).collect::<Vec<_>>(),
                 "posix_timers": p.posix_timers.iter().map(|t| json!({"id": t.id, "clock": t.clock_id, "signo": t.signo, "value_ns": t.value_ns, "interval_ns": t.interval_ns})).collect::<Vec<_>>(),
@@ -144,6 +161,7 @@ fn to_json(image: &Image, full: bool) -> Value {
         "format": inv.format_major, "tool_version": inv.tool_version, "kernel": inv.kernel_release,
         "arch": inv.arch, "root_pid": inv.root_pid, "shell_job": inv.shell_job,
         "pages_file_size": inv.pages_file_size, "processes": procs,
+        "shmem": image.pagemaps.iter().filter(|m| m.shmem_id != 0).map(|m| json!({"id": m.shmem_id, "size": m.shmem_size, "page_runs": m.runs.len()})).collect::<Vec<_>>(),
         "pipes": image.pipes.iter().map(|p| json!({"ino": p.ino, "capacity": p.capacity, "bytes": p.data.len()})).collect::<Vec<_>>(),
     })
 }
