@@ -32,6 +32,9 @@ pub fn validate(image: &Image, opts: &RestoreOptions) -> Result<(), RestoreError
     if inv.shell_job && !opts.shell_job {
         return refuse("image was dumped with --shell-job; restore it with --shell-job".into());
     }
+    if !opts.pidns {
+        check_ids_free(image)?;
+    }
     let ours = own_vdso()?;
     for p in &image.processes {
         let pid = p.pid as i32;
@@ -103,6 +106,39 @@ pub fn validate(image: &Image, opts: &RestoreOptions) -> Result<(), RestoreError
                     "pid {pid} ran as uid {} with capabilities {:#x}; only root may restore credentials it does not hold",
                     c.uid, c.cap_eff
                 ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A pid that no process has may still be taken as the process group or
+/// session id of processes left over from the dumped tree; clone3 then
+/// fails with EEXIST. Name them.
+fn check_ids_free(image: &Image) -> Result<(), RestoreError> {
+    let pids: std::collections::BTreeSet<u32> = image
+        .processes
+        .iter()
+        .flat_map(|p| std::iter::once(p.pid).chain(p.threads.iter().map(|t| t.tid)))
+        .collect();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Ok(());
+    };
+    for e in rd.flatten() {
+        let Some(other) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{other}/stat")) else {
+            continue;
+        };
+        let Ok(st) = stasis_proc::parse_stat(&text) else {
+            continue;
+        };
+        for (id, what) in [(st.pgrp, "process group"), (st.session, "session")] {
+            if pids.contains(&id) {
+                return Err(RestoreError::Refused(format!(
+                    "pid {id} is in use as the {what} of pid {other}, which is not part of the image; stop it, or restore into a new PID namespace with --pidns"
+                )));
             }
         }
     }
