@@ -316,6 +316,11 @@ fn dump_process(
         pgid: stat.pgrp,
         sid: stat.session,
         exit_signal: stat.exit_signal as u32,
+        tty_fg_pgid: if stat.session == pid as u32 && stat.tty_nr != 0 && stat.tpgid > 0 {
+            stat.tpgid as u32
+        } else {
+            0
+        },
         ..Default::default()
     };
     let mut runs = Vec::new();

@@ -87,6 +87,9 @@ impl NsMap {
             };
             p.pgid = pgid;
             p.sid = sid;
+            if p.tty_fg_pgid != 0 {
+                p.tty_fg_pgid = self.inner(p.tty_fg_pgid);
+            }
             for th in &mut p.threads {
                 th.tid = self.inner(th.tid);
             }

@@ -114,6 +114,12 @@ pub struct Process {
     /// For a zombie: the raw wait(2) status its parent will read.
     #[prost(int32, tag = "27")]
     pub exit_status: i32,
+    /// A session leader with a controlling terminal (`--shell-job`): the
+    /// terminal's foreground process group; 0 otherwise. Restore makes the
+    /// restoring terminal its controlling terminal again, with that group
+    /// in the foreground.
+    #[prost(uint32, tag = "28")]
+    pub tty_fg_pgid: u32,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

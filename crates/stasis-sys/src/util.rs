@@ -486,3 +486,11 @@ pub fn host_pid() -> Option<i32> {
         .parse()
         .ok()
 }
+
+/// ioctl(TIOCSCTTY) without stealing: makes terminal `fd` the controlling
+/// terminal of our session (we must lead it and have none).
+pub fn set_ctty(fd: RawFd) -> Result<()> {
+    // SAFETY: integer arguments only.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) };
+    check(r as _, "ioctl(TIOCSCTTY)", format!("fd {fd}")).map(drop)
+}

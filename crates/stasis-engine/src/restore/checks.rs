@@ -32,9 +32,6 @@ pub fn validate(image: &Image, opts: &RestoreOptions) -> Result<(), RestoreError
     if inv.shell_job && !opts.shell_job {
         return refuse("image was dumped with --shell-job; restore it with --shell-job".into());
     }
-    if !opts.pidns {
-        check_ids_free(image)?;
-    }
     let ours = own_vdso()?;
     for p in &image.processes {
         let pid = p.pid as i32;
@@ -109,6 +106,9 @@ pub fn validate(image: &Image, opts: &RestoreOptions) -> Result<(), RestoreError
             }
         }
     }
+    if !opts.pidns {
+        check_ids_free(image)?;
+    }
     Ok(())
 }
 
@@ -128,6 +128,11 @@ fn check_ids_free(image: &Image) -> Result<(), RestoreError> {
         let Some(other) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
+        if pids.contains(&other) {
+            return Err(RestoreError::Refused(format!(
+                "pid {other} is in use; stop that process, restore elsewhere, or restore into a new PID namespace with --pidns"
+            )));
+        }
         let Ok(text) = std::fs::read_to_string(format!("/proc/{other}/stat")) else {
             continue;
         };

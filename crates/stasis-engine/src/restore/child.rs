@@ -203,6 +203,12 @@ fn setup(c: &Common<'_>, plan: &ChildPlan<'_>) -> Result<(), String> {
             }
         }
         files::install_in_child(p, c.slot)?;
+        if p.tty_fg_pgid != 0 && plan.node.setsid {
+            let fd = tty_fd(p).ok_or("it led a session with a terminal, but has no terminal fd")?;
+            util::set_ctty(fd).map_err(|e| {
+                format!("cannot make fd {fd} its controlling terminal again ({e}); is the terminal still another session's?")
+            })?;
+        }
     }
     // Close what the restorer left below the table, keeping our own fds.
     let mut keep: Vec<RawFd> = p.fds.iter().map(|f| f.fd).collect();
@@ -229,4 +235,12 @@ fn setup(c: &Common<'_>, plan: &ChildPlan<'_>) -> Result<(), String> {
     util::map_trampoline(plan.tramp_addr, trampoline::TRAMP_SIZE, &trampoline::CODE)
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// The process's first terminal fd.
+pub fn tty_fd(p: &Process) -> Option<RawFd> {
+    p.fds
+        .iter()
+        .find(|f| f.kind == stasis_image::FdKind::Tty as i32)
+        .map(|f| f.fd)
 }

@@ -306,6 +306,7 @@ pub fn restore(
     check_xstate(root_host, &image)?;
     progress.phase("process groups", 0);
     set_groups(&image.processes, &plan, &targets)?;
+    set_foreground(&image.processes, &targets)?;
     end_helpers(&plan, &targets, &host)?;
     end_zombies(&image.processes, &targets)?;
     guard.seized.retain(|pid| {
@@ -475,6 +476,24 @@ fn set_groups(
             continue;
         }
         t.lcall("setpgid", libc::SYS_setpgid, &[0, want as u64])?;
+    }
+    Ok(())
+}
+
+/// Puts back the foreground process group of each session's terminal.
+fn set_foreground(procs: &[Process], targets: &BTreeMap<usize, Target>) -> Result<(), RestoreError> {
+    for (&i, t) in targets {
+        let p = &procs[i];
+        if p.tty_fg_pgid == 0 {
+            continue;
+        }
+        let Some(fd) = child::tty_fd(p) else { continue };
+        let at = t.put(0, &(p.tty_fg_pgid as i32).to_ne_bytes())?;
+        t.lcall(
+            "ioctl(TIOCSPGRP)",
+            libc::SYS_ioctl,
+            &[fd as u64, libc::TIOCSPGRP, at],
+        )?;
     }
     Ok(())
 }
