@@ -100,6 +100,15 @@ fn precheck(
             ));
         }
     }
+    // A parent inside vfork(2) sleeps until its child execs or exits and
+    // would never reach the freeze; its child borrows its memory.
+    for c in crate::freeze::children_of(pid)? {
+        if stasis_sys::util::kcmp_same(pid, c as i32, stasis_sys::util::KCMP_VM).unwrap_or(false) {
+            return refuse(format!(
+                "is waiting in vfork for its child {c} to exec or exit (they share memory); checkpoint it after that"
+            ));
+        }
+    }
     if !opts.shell_job {
         if root && stat.session != pid as u32 {
             return refuse(format!(
@@ -115,7 +124,7 @@ fn precheck(
 }
 
 /// What processes of the tree share with their parent that stasis cannot
-/// recreate yet: a vfork in progress (or any CLONE_VM child), a shared fd
+/// recreate yet: memory (a CLONE_VM child), a shared fd
 /// table (CLONE_FILES), a shared cwd/root/umask (CLONE_FS).
 fn check_sharing(tree: &FrozenTree) -> Result<(), DumpError> {
     use stasis_sys::util::{kcmp_same, KCMP_FILES, KCMP_FS, KCMP_VM};
@@ -130,7 +139,7 @@ fn check_sharing(tree: &FrozenTree) -> Result<(), DumpError> {
             continue;
         }
         for (kind, what) in [
-            (KCMP_VM, "shares its memory with its parent {ppid} (vfork not finished, or CLONE_VM); stasis cannot checkpoint that yet"),
+            (KCMP_VM, "shares its memory with its parent {ppid} (CLONE_VM); stasis cannot checkpoint that yet"),
             (KCMP_FILES, "shares its fd table with its parent {ppid} (CLONE_FILES); stasis cannot checkpoint that yet"),
             (KCMP_FS, "shares cwd, root and umask with its parent {ppid} (CLONE_FS); stasis cannot checkpoint that yet"),
         ] {

@@ -157,3 +157,64 @@ fn restore_failure_before_fork() {
 fn restore_failure_before_resume() {
     restore_failure_leaves_nothing("restore-before-resume");
 }
+
+/// Like [`refused_dump_leaves_target_alone`] for `tree_refuse`: the error
+/// names the process at fault (not always the root) and the reason.
+fn refused_tree(kind: &str, expect: &str) {
+    if !require_root() {
+        return;
+    }
+    let w = Workload::spawn_c(
+        "tree_refuse",
+        Spawn {
+            args: vec![kind.into()],
+            ..Default::default()
+        },
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let img = w.dir.join("img");
+    let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
+        .args([
+            "dump",
+            "-t",
+            &w.pid.to_string(),
+            "-D",
+            img.to_str().unwrap(),
+        ])
+        .output()
+        .expect("run stasis");
+    let err = stderr(&out);
+    assert!(!out.status.success(), "dump of a tree with {kind} must fail");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("pid ") && line.contains(expect),
+        "error must name a pid and say '{expect}': {err}"
+    );
+    assert!(!img.join("core.img").exists(), "no image after a refusal");
+    assert!(w.is_running(), "the root must keep running");
+    w.terminate_and_verdict()
+        .expect("the tree works after a refused dump");
+}
+
+#[test]
+fn refuse_socket_in_a_child() {
+    refused_tree("child-socket", "is a socket");
+}
+
+#[test]
+fn refuse_parent_in_vfork() {
+    refused_tree("vfork", "vfork");
+}
+
+#[test]
+fn refuse_pipe_shared_outside_the_tree() {
+    refused_tree("outside-pipe", "outside the checkpointed tree");
+}
+
+#[test]
+fn refuse_shared_fd_table() {
+    refused_tree("clone-files", "CLONE_FILES");
+}
