@@ -93,11 +93,15 @@ fn real_sleep() {
     assert_eq!(state, 'S');
     let after = w.snapshot();
     assert!(
-        before.cmdline.ends_with(b"sleep\x001000\x00"),
+        before.root().cmdline.ends_with(b"sleep\x001000\x00"),
         "{:?}",
-        before.cmdline
+        before.root().cmdline
     );
-    assert_eq!(after.cmdline, before.cmdline, "cmdline changed");
+    assert_eq!(
+        after.root().cmdline,
+        before.root().cmdline,
+        "cmdline changed"
+    );
     w.kill();
     assert_no_diff(before.diff(&after), "sleep 1000");
 }

@@ -1,7 +1,7 @@
 //! Running the stasis binary, and the standard C/R cycle.
 
-use super::snapshot::{assert_same, status_field};
-use super::{ctxt_switches, ensure_subreaper, proc_state, tmp_root, Snapshot, Spawn, Workload};
+use super::snapshot::assert_same;
+use super::{ensure_subreaper, tmp_root, tree_ctxt_switches, Spawn, TreeSnapshot, Workload};
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -82,9 +82,12 @@ fn path_str(p: &Path) -> &str {
 }
 
 /// `stasis dump -t PID -D DIR` + `extra`; asserts success. Creates `dir`
-/// (CRIU convention: the image directory exists and is empty).
+/// (CRIU convention: the image directory exists and is empty). The tree is
+/// walked first, so that [`Workload::wait_gone`] can find its zombies once
+/// the dump has killed it.
 pub fn dump(w: &Workload, dir: &Path, extra: &[&str]) {
     fs::create_dir_all(dir).expect("create image dir");
+    w.processes();
     let pid = w.pid.to_string();
     let mut args = vec!["dump", "-t", &pid, "-D", path_str(dir)];
     args.extend_from_slice(extra);
@@ -165,7 +168,7 @@ impl Problems {
     }
 }
 
-fn compare(before: &Snapshot, after: &Snapshot) -> Result<(), String> {
+fn compare(before: &TreeSnapshot, after: &TreeSnapshot) -> Result<(), String> {
     let d = before.diff(after);
     if d.is_empty() {
         Ok(())
@@ -176,7 +179,7 @@ fn compare(before: &Snapshot, after: &Snapshot) -> Result<(), String> {
 
 impl Problems {
     /// Restores `img` for `w` and compares the restored process with `before`.
-    fn restore_and_compare(&mut self, w: &Workload, img: &Path, before: &Snapshot, what: &str) {
+    fn restore_and_compare(&mut self, w: &Workload, img: &Path, before: &TreeSnapshot, what: &str) {
         w.mark(&format!("restore {what} from {}", img.display()));
         let r = std::panic::catch_unwind(|| restore(img, &[]));
         if let Err(e) = r {
@@ -206,9 +209,9 @@ fn panic_message(e: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// The standard C/R cycle for C workload `name` in one mode: spawn,
-/// snapshot, dump (+mode), wait until the pid is gone, restore with -d,
-/// compare the snapshot with the one taken before the dump, then
-/// terminate_and_verdict. See [`Mode`].
+/// snapshot (of the whole tree), dump (+mode), wait until every process of
+/// the tree is gone, restore with -d, compare the snapshot with the one
+/// taken before the dump, then terminate_and_verdict. See [`Mode`].
 pub fn cr_cycle(name: &str, opts: Spawn, mode: Mode) {
     let w = Workload::spawn_c(name, opts);
     let what = format!("{name} [{mode:?}]");
@@ -238,9 +241,9 @@ pub fn cr_cycle(name: &str, opts: Spawn, mode: Mode) {
         }
         Mode::LeaveRunning => {
             let window = Duration::from_millis(300);
-            let c0 = ctxt_switches(w.pid);
+            let c0 = tree_ctxt_switches(w.pid);
             sleep(window);
-            let progressing = ctxt_switches(w.pid) > c0;
+            let progressing = tree_ctxt_switches(w.pid) > c0;
 
             dump(&w, &img1, &["--leave-running"]);
             p.check(w.is_running(), || {
@@ -250,24 +253,23 @@ pub fn cr_cycle(name: &str, opts: Spawn, mode: Mode) {
                     w.log()
                 )
             });
-            let state = proc_state(w.pid).unwrap_or('?');
-            p.check(!matches!(state, 'T' | 't'), || {
-                format!("{what}: left stopped (state {state}) after dump --leave-running")
-            });
-            let st = fs::read_to_string(format!("/proc/{}/status", w.pid)).unwrap_or_default();
-            let tracer = status_field(&st, "TracerPid");
-            p.check(tracer.as_deref() == Some("0"), || {
-                format!("{what}: traced by {tracer:?} after dump --leave-running")
+            let after_dump = w.snapshot();
+            let frozen = after_dump.stopped_or_traced();
+            p.check(frozen.is_empty(), || {
+                format!(
+                    "{what}: left stopped or traced after dump --leave-running: {}",
+                    frozen.join("; ")
+                )
             });
             // The dump must leave nothing behind (parasite maps, fds, masks).
             p.soft(
                 &format!("{what} after dump --leave-running"),
-                compare(&before, &w.snapshot()),
+                compare(&before, &after_dump),
             );
             if progressing {
-                let c1 = ctxt_switches(w.pid);
+                let c1 = tree_ctxt_switches(w.pid);
                 sleep(window);
-                p.check(ctxt_switches(w.pid) > c1, || {
+                p.check(tree_ctxt_switches(w.pid) > c1, || {
                     format!("{what}: no progress after dump --leave-running")
                 });
             }
@@ -283,8 +285,9 @@ pub fn cr_cycle(name: &str, opts: Spawn, mode: Mode) {
 }
 
 /// Runs C workload `name` without any checkpoint: READY, a stable snapshot
-/// (the state the C/R cycle compares must not change on its own), SIGTERM,
-/// PASS. Validates workloads before the engine exists.
+/// of its tree (the state the C/R cycle compares must not change on its
+/// own), SIGTERM, PASS, and nothing of the tree left. Validates workloads
+/// before the engine exists.
 pub fn plain_run(name: &str, opts: Spawn) {
     let w = Workload::spawn_c(name, opts);
     sleep(Duration::from_millis(50));

@@ -13,32 +13,47 @@
 //!
 //! Restored processes are not our children: the stasis restorer forks them
 //! and exits. The test process makes itself a child subreaper, so they are
-//! reparented to it and `waitpid(pid)` still reports their exit status.
-//! Only specific pids are ever waited for: the workload's own pid, and the
-//! zombies of its session (a workload is a session leader, so `sid == pid`
-//! names its whole process tree, and that id cannot be reused while any
-//! member lives).
+//! reparented to it and `waitpid(pid)` still reports their exit status;
+//! so are the orphans of a workload's tree. Only specific pids are ever
+//! waited for: the workload's own pid, and zombies known to be of its tree
+//! by pid and start time (see `tree.rs`), never whatever child exits next,
+//! since other test threads have children of their own.
+//!
+//! A workload may be a process tree. Its snapshot ([`TreeSnapshot`]) covers
+//! every process below the root, zombies included, and [`Workload::kill`] /
+//! [`Workload::wait_gone`] cover every process of the tree, also those that
+//! left the root's session with setsid(2).
 //!
 //! Workloads start clean: all signal dispositions default, empty signal
 //! mask, only fds 0-2, whatever the test runner had. C workloads may use
 //! `workloads/wl.h` (READY/PASS/FAIL protocol, CHECK, SYS) and
 //! `workloads/procmaps.h` (/proc/self/maps and smaps lookups without malloc,
-//! fault probes).
+//! fault probes); tree workloads use `workloads/tree.h` (only the root
+//! prints READY and the verdict; every other process checks itself on
+//! SIGTERM and reports through its exit status).
 //!
 //! `STASIS_TEST_TIMEOUT` (seconds, default 60) bounds each stasis run.
 //!
 //! Layout: this file (environment, building, spawning, waiting),
-//! `snapshot.rs` (generic /proc state and its diff), `cycle.rs` (running
-//! stasis, and the standard C/R cycle in each [`Mode`]).
+//! `snapshot.rs` (generic /proc state of one process and its diff),
+//! `tree.rs` (the same for a process tree, and finding a workload's
+//! processes), `cycle.rs` (running stasis, and the standard C/R cycle in
+//! each [`Mode`]).
 #![allow(dead_code)] // every test binary uses a different subset
 
 mod cycle;
 mod snapshot;
+mod tree;
 
+// Each test binary uses a different subset of these, too.
+#[allow(unused_imports)]
 pub use cycle::*;
+#[allow(unused_imports)]
 pub use snapshot::*;
+#[allow(unused_imports)]
+pub use tree::*;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
 use std::fs;
 use std::io::Write;
@@ -204,9 +219,10 @@ pub struct Spawn {
     pub env: Vec<(String, String)>,
 }
 
-/// A running workload. Killed (SIGKILL) on drop; its directory is removed on
-/// drop unless the test is panicking, so failures leave images and logs
-/// behind for inspection.
+/// A running workload: a process, or the root of a process tree. Killed
+/// (SIGKILL, the whole tree) on drop; its directory is removed on drop
+/// unless the test is panicking, so failures leave images and logs behind
+/// for inspection.
 #[derive(Debug)]
 pub struct Workload {
     pub pid: i32,
@@ -214,6 +230,10 @@ pub struct Workload {
     pub dir: PathBuf,
     /// What was started, for messages.
     pub what: String,
+    /// Every process ever seen in the workload's tree: pid -> start time
+    /// (see `tree.rs`), so that its zombies and orphans can be found and
+    /// reaped after the rest of the tree is gone.
+    known: Mutex<BTreeMap<i32, u64>>,
 }
 
 fn fresh_dir(label: &str) -> PathBuf {
@@ -406,7 +426,16 @@ impl Workload {
             .collect::<Vec<_>>()
             .join(" ");
         eprintln!("spawned pid {pid}: {what} (dir {})", dir.display());
-        Workload { pid, dir, what }
+        let w = Workload {
+            pid,
+            dir,
+            what,
+            known: Mutex::new(BTreeMap::new()),
+        };
+        if let Some(st) = proc_stat(pid) {
+            w.remember(&[st]);
+        }
+        w
     }
 
     fn wait_until(&self, timeout: Duration, what: &str, ready: impl Fn(&Workload) -> bool) {
@@ -494,21 +523,54 @@ impl Workload {
             .unwrap_or(false)
     }
 
-    /// Generic state of the process, for before/after comparison. Take it
-    /// while the workload is quiescent (after READY). The offsets of
-    /// stdout/stderr (the workload's own log, which it may append to after a
-    /// restore) are not compared.
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot::take(self.pid)
-            .unwrap_or_else(|e| {
-                panic!(
-                    "snapshot of pid {} ({}) failed: {e}; log:\n{}",
-                    self.pid,
-                    self.what,
-                    self.log()
-                )
-            })
-            .without_pos(&[1, 2])
+    /// Generic state of the process tree (a single process is a tree of
+    /// one), for before/after comparison. Take it while the workload is
+    /// quiescent (after READY). The offsets of stdout/stderr (the
+    /// workload's own log, which every process of it may append to after a
+    /// restore) are not compared. Retried briefly when a process changes
+    /// under the walk (exits or turns into a zombie).
+    pub fn snapshot(&self) -> TreeSnapshot {
+        let mut err = String::new();
+        for _ in 0..3 {
+            match TreeSnapshot::take(self.pid) {
+                Ok(t) => {
+                    let stats: Vec<ProcStat> = t.pids().into_iter().filter_map(proc_stat).collect();
+                    self.remember(&stats);
+                    return t.without_pos(&[1, 2]);
+                }
+                Err(e) => err = e,
+            }
+            sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "snapshot of the tree of pid {} ({}) failed: {err}; log:\n{}",
+            self.pid,
+            self.what,
+            self.log()
+        )
+    }
+
+    /// Records processes as part of this workload (pid and start time).
+    fn remember(&self, procs: &[ProcStat]) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        for p in procs {
+            known.insert(p.pid, p.start);
+        }
+    }
+
+    /// Every process of the workload now, zombies included (see `tree.rs`:
+    /// cwd, earlier walks, descendants), remembered for later calls.
+    pub fn processes(&self) -> Vec<ProcStat> {
+        self.scan(&mut BTreeSet::new())
+    }
+
+    /// [`Self::processes`], carrying the workload's sessions between polls
+    /// (see `workload_procs`).
+    fn scan(&self, sessions: &mut BTreeSet<i32>) -> Vec<ProcStat> {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let procs = workload_procs(&self.dir, &known, sessions);
+        self.remember(&procs);
+        procs
     }
 
     /// Sends SIGTERM, waits for exit, then requires a `PASS` line printed in
@@ -560,32 +622,26 @@ impl Workload {
         Ok(())
     }
 
-    /// SIGKILL the workload's whole session and reap what is ours.
-    /// Idempotent; signals nothing unless the pid is still this workload
-    /// (cwd check) or a member of its session, so a reused pid is never hit.
+    /// SIGKILL every process of the workload's tree (see [`Self::processes`];
+    /// also those that left its session) and reap those that are our
+    /// children. Idempotent; signals only processes known to be of this
+    /// workload, so a reused pid is never hit.
     pub fn kill(&self) {
         if self.is_ours() {
             // SAFETY: kill has no memory-safety preconditions; the workload
-            // is a session (hence process-group) leader, checked above.
+            // leads its process group (setsid at spawn, kept by a restore),
+            // checked to be ours above. One call stops the group from
+            // forking further while the rest is found and killed.
             unsafe { libc::kill(-self.pid, libc::SIGKILL) };
-            // SAFETY: as above, for the leader itself.
-            unsafe { libc::kill(self.pid, libc::SIGKILL) };
         }
-        for m in session_members(self.pid) {
-            if m.state != 'Z' {
-                // SAFETY: kill has no memory-safety preconditions; `m` is in
-                // this workload's session, whose id cannot be reused.
-                unsafe { libc::kill(m.pid, libc::SIGKILL) };
-            }
-        }
-        let _ = self.reap_session(Duration::from_secs(10));
+        let _ = self.reap_tree(Duration::from_secs(10), true);
     }
 
-    /// Waits until no process of the workload's session exists any more,
+    /// Waits until no process of the workload's tree exists any more,
     /// reaping its zombies that are our children, e.g. after a dump without
     /// `--leave-running` killed it; its pids are then free for a restore.
     pub fn wait_gone(&self) {
-        if let Err(e) = self.reap_session(GONE_TIMEOUT) {
+        if let Err(e) = self.reap_tree(GONE_TIMEOUT, false) {
             panic!(
                 "pid {} ({}): {e}; log:\n{}",
                 self.pid,
@@ -595,27 +651,42 @@ impl Workload {
         }
     }
 
-    fn reap_session(&self, timeout: Duration) -> Result<(), String> {
+    fn reap_tree(&self, timeout: Duration, kill: bool) -> Result<(), String> {
         let me = std::process::id() as i32;
         let start = Instant::now();
+        let mut sessions = BTreeSet::new();
         loop {
-            let members = session_members(self.pid);
-            if members.is_empty() && proc_state(self.pid).is_none() {
+            let procs = self.scan(&mut sessions);
+            if procs.is_empty() && proc_state(self.pid).is_none() {
                 return Ok(());
             }
-            for m in &members {
-                if m.state == 'Z' && m.ppid == me {
+            for p in &procs {
+                if kill && !p.is_zombie() {
+                    // SAFETY: kill has no memory-safety preconditions; `p`
+                    // was just found to be a process of this workload.
+                    unsafe { libc::kill(p.pid, libc::SIGKILL) };
+                }
+                if p.is_zombie() && p.ppid == me {
                     let mut st = 0;
                     // SAFETY: `st` is a valid out-pointer; waiting for one
-                    // specific pid, a zombie child of ours in the session.
-                    unsafe { libc::waitpid(m.pid, &mut st, libc::WNOHANG | libc::__WALL) };
+                    // specific pid, a zombie child of ours in the tree.
+                    unsafe { libc::waitpid(p.pid, &mut st, libc::WNOHANG | libc::__WALL) };
                 }
             }
             reap_if_zombie_child(self.pid);
             if start.elapsed() > timeout {
+                let left: Vec<String> = procs
+                    .iter()
+                    .map(|p| format!("{} (state {}, ppid {})", p.pid, p.state, p.ppid))
+                    .collect();
                 return Err(format!(
-                    "session {} still has processes after {timeout:?}: {members:?}",
-                    self.pid
+                    "processes of the tree of {} still there after {timeout:?}: [{}]{}",
+                    self.pid,
+                    left.join(", "),
+                    match proc_state(self.pid) {
+                        Some(s) => format!("; pid {} is in state {s}", self.pid),
+                        None => String::new(),
+                    }
                 ));
             }
             sleep(Duration::from_millis(10));
@@ -658,44 +729,6 @@ fn proc_ppid(pid: i32) -> Option<i32> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// A process of a workload's session, from /proc/PID/stat.
-#[derive(Debug, Clone, Copy)]
-pub struct Member {
-    pub pid: i32,
-    pub ppid: i32,
-    pub state: char,
-}
-
-/// All processes whose session id is `sid` (including zombies).
-pub fn session_members(sid: i32) -> Vec<Member> {
-    let mut v = Vec::new();
-    let Ok(rd) = fs::read_dir("/proc") else {
-        return v;
-    };
-    for e in rd.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(i) = stat.rfind(')') else { continue };
-        let f: Vec<&str> = stat[i + 1..].split_whitespace().collect();
-        // state ppid pgrp session
-        let (Some(state), Some(ppid), Some(session)) = (
-            f.first().and_then(|s| s.chars().next()),
-            f.get(1).and_then(|s| s.parse().ok()),
-            f.get(3).and_then(|s| s.parse::<i32>().ok()),
-        ) else {
-            continue;
-        };
-        if session == sid {
-            v.push(Member { pid, ppid, state });
-        }
-    }
-    v
 }
 
 fn reap_if_zombie_child(pid: i32) {

@@ -302,9 +302,22 @@ impl Snapshot {
     }
 }
 
+/// State that is compared before a dump and after a restore: one process
+/// ([`Snapshot`]) or a whole tree ([`super::TreeSnapshot`]).
+pub trait StateDiff {
+    /// Human-readable differences from `self` (before) to `after`.
+    fn state_diff(&self, after: &Self) -> Vec<String>;
+}
+
+impl StateDiff for Snapshot {
+    fn state_diff(&self, after: &Self) -> Vec<String> {
+        self.diff(after)
+    }
+}
+
 /// Panics with the differences when `after` does not match `before`.
-pub fn assert_same(before: &Snapshot, after: &Snapshot, what: &str) {
-    let d = before.diff(after);
+pub fn assert_same<S: StateDiff>(before: &S, after: &S, what: &str) {
+    let d = before.state_diff(after);
     assert!(
         d.is_empty(),
         "{what}: process state differs:\n  {}",
