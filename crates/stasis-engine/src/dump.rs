@@ -207,8 +207,7 @@ pub fn dump(
         pagemaps.push(PageMap {
             pid: p.pid,
             runs,
-            shmem_id: 0,
-            shmem_size: 0,
+            ..Default::default()
         });
         pages_bytes += b;
         processes.push(p);

@@ -243,9 +243,10 @@ pub struct Vma {
     #[prost(uint64, repeated, tag = "10")]
     pub guards: Vec<u64>,
     /// For shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, inherited
-    /// over fork): the shmem object's id (its inode at dump). VMAs with the
-    /// same id, in any process, map one object; its pages are in the
-    /// [`PageMap`] with this `shmem_id`, at object offsets.
+    /// over fork) and mappings of unlinked files: the object's id (from its
+    /// device and inode at dump). VMAs with the same id, in any process,
+    /// map one object; its contents are in the [`PageMap`] with this
+    /// `shmem_id`, at object offsets.
     #[prost(uint64, tag = "11")]
     pub shmem_id: u64,
 }
@@ -509,6 +510,15 @@ pub struct PageMap {
     pub shmem_id: u64,
     #[prost(uint64, tag = "4")]
     pub shmem_size: u64,
+    /// Non-empty: the object is a file that had been unlinked (e.g. a
+    /// POSIX semaphore in /dev/shm) and was still mapped. Restore creates
+    /// it again at this path (or unnamed in its directory if the name is
+    /// taken), fills it, and unlinks it.
+    #[prost(string, tag = "5")]
+    pub deleted_path: String,
+    /// st_mode permission bits of that file.
+    #[prost(uint32, tag = "6")]
+    pub file_mode: u32,
 }
 
 /// `nr_pages` pages at `vaddr` in the target, stored contiguously at

@@ -281,7 +281,7 @@ fn validate_inner(image: &Image) -> Result<(), InvalidImage> {
         if m.shmem_id != 0 {
             check_runs(0, &m.runs, inv.pages_file_size)?;
             if let Some(last) = m.runs.last() {
-                if last.vaddr + last.nr_pages * PAGE_SIZE > m.shmem_size {
+                if last.vaddr + last.nr_pages * PAGE_SIZE > m.shmem_size.next_multiple_of(PAGE_SIZE) {
                     return Err(InvalidImage::BadShmemPageMap {
                         id: m.shmem_id,
                         pid: m.pid,
@@ -347,8 +347,12 @@ fn check_vmas(
     let mut prev_end = 0;
     for v in &p.vmas {
         if v.shmem_id != 0 {
+            // A file may be mapped past its end (access there faults);
+            // shared anonymous memory never is.
+            let file = v.kind == crate::VmaKind::File as i32;
             let fits = shmem.get(&v.shmem_id).is_some_and(|size| {
-                v.end
+                file || v
+                    .end
                     .checked_sub(v.start)
                     .and_then(|l| l.checked_add(v.pgoff))
                     .is_some_and(|e| e <= *size)

@@ -94,7 +94,7 @@ pub fn dump_vmas(pid: i32, smaps: &[SmapsEntry]) -> Result<Vec<Vma>, DumpError> 
             }
             MapKind::AnonShmemNamed(_) => {
                 let st = procfs::stat(pid, &format!("map_files/{range}"))?;
-                vma.shmem_id = st.st_ino;
+                vma.shmem_id = object_id(&st);
             }
             MapKind::Vdso | MapKind::Vvar | MapKind::VvarVclock => {
                 vma.kind = VmaKind::Vdso as i32;
@@ -106,7 +106,7 @@ pub fn dump_vmas(pid: i32, smaps: &[SmapsEntry]) -> Result<Vec<Vma>, DumpError> 
                     // other VMAs (other processes) may map too.
                     vma.name = String::new();
                     let st = procfs::stat(pid, &format!("map_files/{range}"))?;
-                    vma.shmem_id = st.st_ino;
+                    vma.shmem_id = object_id(&st);
                 } else if m.is_memfd() {
                     return Err(refuse(
                         "is a memfd mapping, which stasis cannot checkpoint yet".into(),
@@ -116,9 +116,18 @@ pub fn dump_vmas(pid: i32, smaps: &[SmapsEntry]) -> Result<Vec<Vma>, DumpError> 
                         "is System V shared memory, which stasis cannot checkpoint yet".into(),
                     ));
                 } else if m.is_deleted() {
-                    return Err(refuse(
-                        "maps a deleted file, which stasis cannot checkpoint yet".into(),
-                    ));
+                    // Unlinked but mapped (a POSIX semaphore, a temp
+                    // file): its contents go into the image, once.
+                    let st = procfs::stat(pid, &format!("map_files/{range}"))?;
+                    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+                        return Err(refuse(
+                            "maps a deleted special file, which stasis cannot checkpoint".into(),
+                        ));
+                    }
+                    vma.kind = VmaKind::File as i32;
+                    vma.name = path.to_string();
+                    vma.file = Some(procfs::file_id(&st));
+                    vma.shmem_id = object_id(&st);
                 } else {
                     let st = procfs::stat(pid, &format!("map_files/{range}"))?;
                     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
@@ -138,6 +147,12 @@ pub fn dump_vmas(pid: i32, smaps: &[SmapsEntry]) -> Result<Vec<Vma>, DumpError> 
         out.push(vma);
     }
     Ok(out)
+}
+
+/// The image id of a memory object (shmem or unlinked file): its device
+/// and inode, folded into one non-zero number.
+fn object_id(st: &libc::stat) -> u64 {
+    (st.st_ino ^ (st.st_dev << 40)).max(1)
 }
 
 fn display_name(path: &str) -> &str {
@@ -250,19 +265,30 @@ pub fn dump_pages(
         let is_shared = v.flags & libc::MAP_SHARED as u32 != 0;
         match kind {
             // Each shmem object once, however many VMAs map it.
-            VmaKind::Anon if is_shared && !shmem.iter().any(|m| m.shmem_id == v.shmem_id) => {
-                shmem.push(img::PageMap {
-                    pid: 0,
-                    runs: Vec::new(),
-                    shmem_id: v.shmem_id,
-                    shmem_size: 0,
-                });
-                shared.push(v.clone());
+            VmaKind::Anon if is_shared => {
+                if !shmem.iter().any(|m| m.shmem_id == v.shmem_id) {
+                    shmem.push(img::PageMap {
+                        shmem_id: v.shmem_id,
+                        ..Default::default()
+                    });
+                    shared.push(v.clone());
+                }
             }
-            VmaKind::Anon if is_shared => {}
             VmaKind::Anon => scan_pagemap(pid, &pagemap, v, false, zero, &mut private, &mut scan)?,
-            VmaKind::File if !is_shared => {
-                scan_pagemap(pid, &pagemap, v, true, zero, &mut private, &mut scan)?
+            VmaKind::File => {
+                // An unlinked file: its contents, once.
+                if v.shmem_id != 0 && !shmem.iter().any(|m| m.shmem_id == v.shmem_id) {
+                    shmem.push(img::PageMap {
+                        shmem_id: v.shmem_id,
+                        deleted_path: v.name.clone(),
+                        file_mode: v.file.as_ref().map(|f| f.mode & 0o7777).unwrap_or(0o600),
+                        ..Default::default()
+                    });
+                    shared.push(v.clone());
+                }
+                if !is_shared {
+                    scan_pagemap(pid, &pagemap, v, true, zero, &mut private, &mut scan)?
+                }
             }
             _ => {}
         }
@@ -445,12 +471,12 @@ fn copy_shared_anon(
     use std::os::fd::AsFd;
     let path = format!("/proc/{pid}/map_files/{:x}-{:x}", v.start, v.end);
     let f = File::open(&path).map_err(|e| procfs::io_err(pid, path.clone(), e))?;
-    let size = f
+    let exact = f
         .metadata()
         .map_err(|e| procfs::io_err(pid, path.clone(), e))?
-        .len()
-        .next_multiple_of(PAGE);
-    obj.shmem_size = size;
+        .len();
+    obj.shmem_size = exact;
+    let size = exact.next_multiple_of(PAGE);
     let mut off = 0;
     let mut buf = Vec::new();
     while off < size {
@@ -460,14 +486,20 @@ fn copy_shared_anon(
         if data >= size {
             break;
         }
+        // Whole pages: a file's data may end mid-page.
+        let data = data / PAGE * PAGE;
         let hole = stasis_sys::util::seek_data(f.as_fd(), data, true)
             .unwrap_or(size)
+            .next_multiple_of(PAGE)
             .min(size);
         let mut pos = data;
         while pos < hole {
             let n = (hole - pos).min(BATCH as u64);
+            buf.clear();
             buf.resize(n as usize, 0);
-            f.read_exact_at(&mut buf, pos)
+            // A file's last page may be partly past its end: zeros there.
+            let want = (exact.saturating_sub(pos)).min(n) as usize;
+            f.read_exact_at(&mut buf[..want], pos)
                 .map_err(|e| procfs::io_err(pid, path.clone(), e))?;
             obj.runs.push(pages.append(pos, &buf)?);
             *bytes += n;

@@ -39,18 +39,22 @@ pub fn create_shmem(
     use std::os::unix::fs::FileExt;
     let mut out = BTreeMap::new();
     for m in pagemaps.iter().filter(|m| m.shmem_id != 0) {
-        let fd = stasis_sys::util::shmem_object(m.shmem_size, &mut |mem| {
-            for r in &m.runs {
-                let (a, len) = (r.vaddr as usize, (r.nr_pages * super::PAGE) as usize);
-                pages.read_exact_at(&mut mem[a..a + len], r.offset)?;
-            }
-            Ok(())
-        })
-        .map_err(|e| RestoreError::Sys {
-            pid: 0,
-            step: format!("create shared memory object {}", m.shmem_id),
-            source: e,
-        })?;
+        let fd: std::os::fd::OwnedFd = if m.deleted_path.is_empty() {
+            stasis_sys::util::shmem_object(m.shmem_size, &mut |mem| {
+                for r in &m.runs {
+                    let (a, len) = (r.vaddr as usize, (r.nr_pages * super::PAGE) as usize);
+                    pages.read_exact_at(&mut mem[a..a + len], r.offset)?;
+                }
+                Ok(())
+            })
+            .map_err(|e| RestoreError::Sys {
+                pid: 0,
+                step: format!("create shared memory object {}", m.shmem_id),
+                source: e,
+            })?
+        } else {
+            unlinked_file(m, pages)?.into()
+        };
         let at = base + out.len() as i32;
         stasis_sys::util::move_fd(fd.into_raw_fd(), at).map_err(|e| RestoreError::Sys {
             pid: 0,
@@ -62,12 +66,58 @@ pub fn create_shmem(
     Ok(out)
 }
 
+/// Creates the unlinked file of `m` again: under its old name if that is
+/// free (so /proc/PID/maps reads the same), else unnamed in the same
+/// directory (O_TMPFILE); filled from the image, then unlinked.
+fn unlinked_file(
+    m: &stasis_image::PageMap,
+    pages: &std::fs::File,
+) -> Result<std::fs::File, RestoreError> {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let path = std::path::Path::new(&m.deleted_path);
+    let fail = |what: String| RestoreError::Failed { pid: 0, what };
+    let mut named = true;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(m.file_mode & 0o7777)
+        .open(path)
+        .or_else(|_| {
+            named = false;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_TMPFILE)
+                .mode(m.file_mode & 0o7777)
+                .open(path.parent().unwrap_or(std::path::Path::new("/")))
+        })
+        .map_err(|e| fail(format!("cannot recreate the deleted file {}: {e}", m.deleted_path)))?;
+    if named {
+        let _ = std::fs::remove_file(path);
+    }
+    let mut buf = Vec::new();
+    for r in &m.runs {
+        buf.resize((r.nr_pages * super::PAGE) as usize, 0);
+        pages
+            .read_exact_at(&mut buf, r.offset)
+            .and_then(|()| {
+                let len = buf.len().min(m.shmem_size.saturating_sub(r.vaddr) as usize);
+                f.write_all_at(&buf[..len], r.vaddr)
+            })
+            .map_err(|e| fail(format!("cannot fill the deleted file {}: {e}", m.deleted_path)))?;
+    }
+    f.set_len(m.shmem_size)
+        .map_err(|e| fail(format!("cannot size the deleted file {}: {e}", m.deleted_path)))?;
+    Ok(f)
+}
+
 /// Files the memory switch needs open in the new process: (path, write).
 pub fn needed_files(p: &Process) -> Vec<(String, bool)> {
     let mut v: Vec<(String, bool)> = p
         .vmas
         .iter()
-        .filter(|m| m.kind == VmaKind::File as i32)
+        .filter(|m| m.kind == VmaKind::File as i32 && m.shmem_id == 0)
         .map(|m| {
             let shared = m.flags & libc::MAP_SHARED as u32 != 0;
             let w = shared && m.prot & libc::PROT_WRITE as u32 != 0;
@@ -158,10 +208,12 @@ pub fn switch_memory(
                 vdso = Some(vdso.map_or(v.start, |s: u64| s.min(v.start)));
                 continue;
             }
-            VmaKind::Anon if v.shmem_id != 0 => {
+            // Shared anonymous memory and unlinked files: the object the
+            // restorer made.
+            VmaKind::Anon | VmaKind::File if v.shmem_id != 0 => {
                 let fd = shmem.get(&v.shmem_id).ok_or_else(|| RestoreError::Failed {
                     pid: t.pid,
-                    what: format!("no shared memory object {} for {:x}-{:x}", v.shmem_id, v.start, v.end),
+                    what: format!("no object {} for {:x}-{:x}", v.shmem_id, v.start, v.end),
                 })?;
                 (keep, *fd as u64, v.pgoff)
             }

@@ -80,7 +80,8 @@ pub fn validate(image: &Image, opts: &RestoreOptions) -> Result<(), RestoreError
         }
         files::check_files(p)?;
         for v in &p.vmas {
-            if v.kind != VmaKind::File as i32 {
+            // Unlinked files come from the image.
+            if v.kind != VmaKind::File as i32 || v.shmem_id != 0 {
                 continue;
             }
             // A shared writable mapping writes its file: it may have
