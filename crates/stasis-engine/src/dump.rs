@@ -235,8 +235,12 @@ pub fn dump(
     // (Inside its own namespace, a group without a live leader in the
     // tree has none at all.)
     let exists = |p: u32| own_pidns.is_none() && Path::new(&format!("/proc/{p}")).exists();
-    crate::tree::plan(&processes, root_pid, opts.shell_job, &exists)
-        .map_err(|what| DumpError::Refused { pid, what: format!("cannot be checkpointed: {what}") })?;
+    crate::tree::plan(&processes, root_pid, opts.shell_job, &exists).map_err(|what| {
+        DumpError::Refused {
+            pid,
+            what: format!("cannot be checkpointed: {what}"),
+        }
+    })?;
     if fault_point("dump-before-write") {
         return Err(DumpError::Injected("dump-before-write"));
     }
@@ -295,7 +299,11 @@ fn dump_process(
     frozen: &mut Frozen,
     opts: &DumpOptions,
     pages: &mut PagesWriter,
-    shared: (&mut files::FileTable, &mut Vec<PageMap>, &mut mm::dedup::PageDedup),
+    shared: (
+        &mut files::FileTable,
+        &mut Vec<PageMap>,
+        &mut mm::dedup::PageDedup,
+    ),
     progress: &dyn Progress,
 ) -> Result<(Process, Vec<img::PageRun>, u64), DumpError> {
     let (files, shmem, dedup) = shared;

@@ -278,7 +278,6 @@ fn dump_pipe(pid: i32, fd: i32, mode: i32, ino: u64) -> Result<Pipe, DumpError> 
     })
 }
 
-
 /// A process outside `tree` holding one of the pipes `want` (link text ->
 /// inode), if any.
 fn find_outside_holder(tree: &[i32], want: &BTreeMap<String, u64>) -> Option<(i32, u64)> {
@@ -423,10 +422,15 @@ impl Descriptions {
                 let src = match kind {
                     FdKind::Pipe => {
                         let read = fd.flags as i32 & libc::O_ACCMODE == libc::O_RDONLY;
-                        let e = ends.get_mut(&fd.pipe_ino).ok_or_else(|| RestoreError::Failed {
-                            pid: *pid as i32,
-                            what: format!("fd {}: pipe:[{}] missing from the image", fd.fd, fd.pipe_ino),
-                        })?;
+                        let e = ends
+                            .get_mut(&fd.pipe_ino)
+                            .ok_or_else(|| RestoreError::Failed {
+                                pid: *pid as i32,
+                                what: format!(
+                                    "fd {}: pipe:[{}] missing from the image",
+                                    fd.fd, fd.pipe_ino
+                                ),
+                            })?;
                         let end = &mut e[usize::from(!read)];
                         match end.take() {
                             Some(x) => x,
@@ -434,7 +438,8 @@ impl Descriptions {
                                 // A second description of the same end.
                                 let other = e[0].or(e[1]).expect("pipe end");
                                 let mode = if read { libc::O_RDONLY } else { libc::O_WRONLY };
-                                util::open_raw(&format!("/proc/self/fd/{other}"), mode).map_err(what)?
+                                util::open_raw(&format!("/proc/self/fd/{other}"), mode)
+                                    .map_err(what)?
                             }
                         }
                     }

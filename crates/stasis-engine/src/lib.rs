@@ -20,8 +20,8 @@ pub mod restore;
 pub mod signals;
 pub mod threads;
 pub mod timers;
-pub mod tree;
 mod trampoline;
+pub mod tree;
 
 pub use dump::{dump, DumpOptions, DumpReport};
 pub use error::{DumpError, RestoreError};

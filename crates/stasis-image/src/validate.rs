@@ -281,7 +281,8 @@ fn validate_inner(image: &Image) -> Result<(), InvalidImage> {
         if m.shmem_id != 0 {
             check_runs(0, &m.runs, inv.pages_file_size)?;
             if let Some(last) = m.runs.last() {
-                if last.vaddr + last.nr_pages * PAGE_SIZE > m.shmem_size.next_multiple_of(PAGE_SIZE) {
+                if last.vaddr + last.nr_pages * PAGE_SIZE > m.shmem_size.next_multiple_of(PAGE_SIZE)
+                {
                     return Err(InvalidImage::BadShmemPageMap {
                         id: m.shmem_id,
                         pid: m.pid,

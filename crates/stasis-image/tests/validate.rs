@@ -201,14 +201,22 @@ fn shared_memory_objects() {
     image.processes[1].vmas[1].shmem_id = 10;
     assert!(matches!(
         invalid(&image),
-        InvalidImage::MissingShmem { pid: 101, id: 10, .. }
+        InvalidImage::MissingShmem {
+            pid: 101,
+            id: 10,
+            ..
+        }
     ));
     // A VMA reaching past the object's end.
     let mut image = sample_image();
     image.processes[1].vmas[1].pgoff = PAGE_SIZE;
     assert!(matches!(
         invalid(&image),
-        InvalidImage::MissingShmem { pid: 101, id: 9, .. }
+        InvalidImage::MissingShmem {
+            pid: 101,
+            id: 9,
+            ..
+        }
     ));
     // An object's page map with a pid, or twice.
     let mut image = sample_image();

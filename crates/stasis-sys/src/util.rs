@@ -415,7 +415,10 @@ pub fn shmem_object(
         )
     };
     if at == libc::MAP_FAILED {
-        return Err(SysError::last("mmap", format!("shared memory of {size} bytes")));
+        return Err(SysError::last(
+            "mmap",
+            format!("shared memory of {size} bytes"),
+        ));
     }
     // SAFETY: the mapping is `size` bytes, readable and writable, and only
     // this slice refers to it until the munmap below.
@@ -425,7 +428,11 @@ pub fn shmem_object(
         what: format!("shared memory of {size} bytes"),
         errno: e.raw_os_error().unwrap_or(libc::EIO),
     });
-    let path = format!("/proc/self/map_files/{:x}-{:x}", at as u64, at as u64 + size);
+    let path = format!(
+        "/proc/self/map_files/{:x}-{:x}",
+        at as u64,
+        at as u64 + size
+    );
     let fd = filled.and_then(|()| {
         std::fs::OpenOptions::new()
             .read(true)

@@ -184,7 +184,10 @@ fn refused_tree(kind: &str, expect: &str) {
         .output()
         .expect("run stasis");
     let err = stderr(&out);
-    assert!(!out.status.success(), "dump of a tree with {kind} must fail");
+    assert!(
+        !out.status.success(),
+        "dump of a tree with {kind} must fail"
+    );
     let line = err
         .lines()
         .find(|l| l.starts_with("error:"))

@@ -7,9 +7,9 @@ use stasis_image::{self as img, MmState, PageRun, PagesWriter, Vma, VmaKind};
 use stasis_proc::{MapKind, PagemapEntry, SmapsEntry};
 use stasis_sys::{mem, RemoteAddr};
 
+use super::dedup::PageDedup;
 use super::PAGE;
 use crate::error::{DumpError, SysCtx};
-use super::dedup::PageDedup;
 use crate::freeze::Frozen;
 use crate::procfs;
 use crate::Progress;
@@ -265,15 +265,14 @@ pub fn dump_pages(
         let is_shared = v.flags & libc::MAP_SHARED as u32 != 0;
         match kind {
             // Each shmem object once, however many VMAs map it.
-            VmaKind::Anon if is_shared => {
-                if !shmem.iter().any(|m| m.shmem_id == v.shmem_id) {
-                    shmem.push(img::PageMap {
-                        shmem_id: v.shmem_id,
-                        ..Default::default()
-                    });
-                    shared.push(v.clone());
-                }
+            VmaKind::Anon if is_shared && !shmem.iter().any(|m| m.shmem_id == v.shmem_id) => {
+                shmem.push(img::PageMap {
+                    shmem_id: v.shmem_id,
+                    ..Default::default()
+                });
+                shared.push(v.clone());
             }
+            VmaKind::Anon if is_shared => {}
             VmaKind::Anon => scan_pagemap(pid, &pagemap, v, false, zero, &mut private, &mut scan)?,
             VmaKind::File => {
                 // An unlinked file: its contents, once.

@@ -92,7 +92,12 @@ fn unlinked_file(
                 .mode(m.file_mode & 0o7777)
                 .open(path.parent().unwrap_or(std::path::Path::new("/")))
         })
-        .map_err(|e| fail(format!("cannot recreate the deleted file {}: {e}", m.deleted_path)))?;
+        .map_err(|e| {
+            fail(format!(
+                "cannot recreate the deleted file {}: {e}",
+                m.deleted_path
+            ))
+        })?;
     if named {
         let _ = std::fs::remove_file(path);
     }
@@ -105,10 +110,19 @@ fn unlinked_file(
                 let len = buf.len().min(m.shmem_size.saturating_sub(r.vaddr) as usize);
                 f.write_all_at(&buf[..len], r.vaddr)
             })
-            .map_err(|e| fail(format!("cannot fill the deleted file {}: {e}", m.deleted_path)))?;
+            .map_err(|e| {
+                fail(format!(
+                    "cannot fill the deleted file {}: {e}",
+                    m.deleted_path
+                ))
+            })?;
     }
-    f.set_len(m.shmem_size)
-        .map_err(|e| fail(format!("cannot size the deleted file {}: {e}", m.deleted_path)))?;
+    f.set_len(m.shmem_size).map_err(|e| {
+        fail(format!(
+            "cannot size the deleted file {}: {e}",
+            m.deleted_path
+        ))
+    })?;
     Ok(f)
 }
 

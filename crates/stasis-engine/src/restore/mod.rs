@@ -120,7 +120,8 @@ pub fn restore(
         .expect("validated");
     if root_img.pid == 1 && !opts.pidns {
         return Err(RestoreError::Refused(
-            "the tree ran in its own PID namespace (its root is PID 1); restore it with --pidns".into(),
+            "the tree ran in its own PID namespace (its root is PID 1); restore it with --pidns"
+                .into(),
         ));
     }
     if opts.pidns && opts.shell_job {
@@ -169,7 +170,8 @@ pub fn restore(
     util::dup_to(block_r.as_raw_fd(), block_fd, false).rst_ctx(0, "dup")?;
     drop((status_w, block_r));
     let mut table = TableGuard(base, base + 2);
-    let descs = files::Descriptions::open(&image.processes, &image.pipes, tty.as_deref(), base + 2)?;
+    let descs =
+        files::Descriptions::open(&image.processes, &image.pipes, tty.as_deref(), base + 2)?;
     table.1 = descs.end;
     let shmem = mm::restore::create_shmem(&image.pagemaps, pages.file(), descs.end)?;
     let helper_base = descs.end + shmem.len() as RawFd;
@@ -481,7 +483,10 @@ fn set_groups(
 }
 
 /// Puts back the foreground process group of each session's terminal.
-fn set_foreground(procs: &[Process], targets: &BTreeMap<usize, Target>) -> Result<(), RestoreError> {
+fn set_foreground(
+    procs: &[Process],
+    targets: &BTreeMap<usize, Target>,
+) -> Result<(), RestoreError> {
     for (&i, t) in targets {
         let p = &procs[i];
         if p.tty_fg_pgid == 0 {
@@ -508,7 +513,11 @@ fn end_helpers(
     for (&h, &by) in &plan.helpers {
         util::kill(host(h), libc::SIGKILL).rst_ctx(host(h), "kill group helper")?;
         let t = &targets[&by];
-        t.lcall("wait4", libc::SYS_wait4, &[h as u64, 0, libc::__WALL as u64, 0])?;
+        t.lcall(
+            "wait4",
+            libc::SYS_wait4,
+            &[h as u64, 0, libc::__WALL as u64, 0],
+        )?;
     }
     Ok(())
 }
@@ -524,7 +533,10 @@ fn end_zombies(procs: &[Process], targets: &BTreeMap<usize, Target>) -> Result<(
         let (nr, args) = if libc::WIFSIGNALED(st) {
             // Core dumps are off in the new process; the status loses
             // its core-dumped bit at worst.
-            (libc::SYS_kill, vec![p.pid as u64, libc::WTERMSIG(st) as u64])
+            (
+                libc::SYS_kill,
+                vec![p.pid as u64, libc::WTERMSIG(st) as u64],
+            )
         } else {
             (libc::SYS_exit_group, vec![libc::WEXITSTATUS(st) as u64])
         };

@@ -140,6 +140,7 @@ pub fn sample_image() -> Image {
                     offset: PAGE_SIZE,
                     hash: 3,
                 }],
+                ..Default::default()
             },
         ],
         pipes: vec![Pipe {
