@@ -1,7 +1,11 @@
 //! Running the stasis binary, and the standard C/R cycle.
 
-use super::snapshot::assert_same;
-use super::{ensure_subreaper, tmp_root, tree_ctxt_switches, Spawn, TreeSnapshot, Workload};
+use super::snapshot::{assert_same, status_field};
+use super::{
+    ensure_subreaper, proc_stat, tmp_root, tree_ctxt_switches, wait_exit, walk_tree, Spawn,
+    TreeSnapshot, Workload,
+};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -131,9 +135,62 @@ pub enum Mode {
     LeaveRunning,
     /// dump, restore, verify; restore again from the same image, verify.
     RestoreTwice,
+    /// dump --leave-running, restore --pidns while the original still
+    /// holds every pid, check the copy sees the original pids and tree,
+    /// verify the original, then the copy.
+    PidNs,
 }
 
-pub const ALL_MODES: [Mode; 3] = [Mode::KillRestore, Mode::LeaveRunning, Mode::RestoreTwice];
+pub const ALL_MODES: [Mode; 4] = [
+    Mode::KillRestore,
+    Mode::LeaveRunning,
+    Mode::RestoreTwice,
+    Mode::PidNs,
+];
+
+/// The tree below host pid `root` as its processes see it from inside
+/// their PID namespace: inner pid -> (inner parent pid, zombie).
+fn inner_tree(root: i32) -> BTreeMap<i32, (i32, bool)> {
+    let inner = |pid: i32| -> i32 {
+        fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| status_field(&s, "NSpid"))
+            .and_then(|v| v.split_whitespace().last()?.parse().ok())
+            .unwrap_or(-1)
+    };
+    walk_tree(&[root])
+        .iter()
+        .map(|p| {
+            let parent = if p.pid == root { 0 } else { inner(p.ppid) };
+            (inner(p.pid), (parent, p.is_zombie()))
+        })
+        .collect()
+}
+
+/// Compares the tree restored in a new namespace under host pid `host`
+/// with `before` (pids, parents, zombies).
+fn compare_inner(before: &TreeSnapshot, host: i32) -> Result<(), String> {
+    let want: BTreeMap<i32, (i32, bool)> = before
+        .procs
+        .values()
+        .map(|p| {
+            let parent = if p.pid == before.root {
+                0
+            } else {
+                p.ppid.unwrap_or(0)
+            };
+            (p.pid, (parent, p.zombie))
+        })
+        .collect();
+    let got = inner_tree(host);
+    if want == got {
+        Ok(())
+    } else {
+        Err(format!(
+            "tree in the new PID namespace differs:\n  before (pid: parent, zombie): {want:?}\n  restored: {got:?}"
+        ))
+    }
+}
 
 /// Problems found during one cycle. State differences are "soft": they are
 /// recorded (and printed at once) and the cycle goes on, so that one run
@@ -238,6 +295,35 @@ pub fn cr_cycle(name: &str, opts: Spawn, mode: Mode) {
             let second = format!("{what} second restore");
             p.restore_and_compare(&w, &img1, &before, &second);
             p.verdict(&w, &second);
+        }
+        Mode::PidNs => {
+            dump(&w, &img1, &["--leave-running"]);
+            p.check(w.is_running(), || {
+                format!("{what}: not running after dump --leave-running")
+            });
+            let pidfile = w.dir.join("restored.pid");
+            w.mark(&format!("restore {what} into a new PID namespace"));
+            let pf = pidfile.to_str().expect("utf-8");
+            if let Err(e) =
+                std::panic::catch_unwind(|| restore(&img1, &["--pidns", "--pidfile", pf]))
+            {
+                p.hard(panic_message(&*e));
+            }
+            let host: i32 = fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or_else(|| p.hard(format!("{what}: no pid in {}", pidfile.display())));
+            // The namespace's init, our child: reaped once the copy ends.
+            let init = proc_stat(host).map(|s| s.ppid).unwrap_or(0);
+            p.soft(&what, compare_inner(&before, host));
+            p.verdict(&w, &format!("{what} original"));
+            p.soft(
+                &format!("{what} copy in the new namespace: verdict"),
+                w.terminate_and_verdict_of(host),
+            );
+            if init > 0 {
+                let _ = wait_exit(init, Duration::from_secs(10), false);
+            }
         }
         Mode::LeaveRunning => {
             let window = Duration::from_millis(300);

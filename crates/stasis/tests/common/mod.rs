@@ -578,25 +578,33 @@ impl Workload {
     /// when the exit status is observable — exit code 0. `Err` holds the
     /// reason and the log.
     pub fn terminate_and_verdict(&self) -> Result<(), String> {
+        self.terminate_and_verdict_of(self.pid)
+    }
+
+    /// [`Self::terminate_and_verdict`] for another process running this
+    /// workload in the same directory: a copy restored into a new PID
+    /// namespace, seen here under another pid.
+    pub fn terminate_and_verdict_of(&self, pid: i32) -> Result<(), String> {
         let fail = |why: String| Err(format!("{why}; log of {}:\n{}", self.what, self.log()));
-        if !self.is_running() {
-            return fail(format!("pid {} is not running", self.pid));
+        let ours = fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|c| c == self.dir);
+        if !(matches!(proc_state(pid), Some(s) if s != 'Z' && s != 'X') && ours) {
+            return fail(format!("pid {pid} is not running"));
         }
         let log_len_before = self.log().len();
         // SAFETY: kill has no memory-safety preconditions; the pid was just
         // checked to be this workload.
-        if unsafe { libc::kill(self.pid, libc::SIGTERM) } != 0 {
+        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
             return fail(format!(
                 "kill({}, SIGTERM): {}",
-                self.pid,
+                pid,
                 std::io::Error::last_os_error()
             ));
         }
-        let exit = match wait_exit(self.pid, VERDICT_TIMEOUT, true) {
+        let exit = match wait_exit(pid, VERDICT_TIMEOUT, true) {
             Ok(e) => e,
             Err(e) => {
                 self.kill();
-                return fail(format!("pid {} after SIGTERM: {e}", self.pid));
+                return fail(format!("pid {} after SIGTERM: {e}", pid));
             }
         };
         let log = self.log();
