@@ -150,7 +150,7 @@ pub const ALL_MODES: [Mode; 4] = [
 
 /// The tree below host pid `root` as its processes see it from inside
 /// their PID namespace: inner pid -> (inner parent pid, zombie).
-fn inner_tree(root: i32) -> BTreeMap<i32, (i32, bool)> {
+pub fn inner_tree(root: i32) -> BTreeMap<i32, (i32, bool)> {
     let inner = |pid: i32| -> i32 {
         fs::read_to_string(format!("/proc/{pid}/status"))
             .ok()
