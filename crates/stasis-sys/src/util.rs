@@ -484,14 +484,35 @@ pub fn wait_any() -> Result<(i32, i32)> {
     }
 }
 
-/// Our pid as the host (the /proc mount) sees it, also from inside a
-/// child PID namespace, where getpid(2) gives the inner one.
-pub fn host_pid() -> Option<i32> {
-    std::fs::read_link("/proc/self")
-        .ok()?
-        .to_str()?
-        .parse()
-        .ok()
+/// Enters a new mount namespace (private propagation) and mounts a fresh
+/// procfs on /proc there, for our PID namespace: what `unshare --pid
+/// --fork --mount-proc` does.
+pub fn mount_own_proc() -> Result<()> {
+    // SAFETY: integer argument only.
+    let r = unsafe { libc::unshare(libc::CLONE_NEWNS) };
+    check(r as _, "unshare", "CLONE_NEWNS")?;
+    // SAFETY: null-terminated static strings; no data argument.
+    let r = unsafe {
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    };
+    check(r as _, "mount", "/ private")?;
+    // SAFETY: as above.
+    let r = unsafe {
+        libc::mount(
+            c"proc".as_ptr(),
+            c"/proc".as_ptr(),
+            c"proc".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            std::ptr::null(),
+        )
+    };
+    check(r as _, "mount", "proc on /proc").map(drop)
 }
 
 /// ioctl(TIOCSCTTY) without stealing: makes terminal `fd` the controlling

@@ -12,9 +12,12 @@
 //! the restorer dies first, that pipe reads EOF and the process exits.
 //!
 //! A status report is one write (atomic on a pipe): pid as the image has
-//! it (u32), pid on the host (i32), ok (u8), message length (u16), message.
-//! The two pids differ inside a new PID namespace (`--pidns`), whose
-//! [`run_init`] holds PID 1 when the tree's root is not PID 1.
+//! it (u32), ok (u8), message length (u16), message.
+//!
+//! With `--pidns` the tree lives in a new PID namespace, whose
+//! [`run_init`] holds PID 1 when the tree's root is not PID 1; the init
+//! also gives the tree a mount namespace with its own /proc, so that
+//! /proc/self and /proc/PID name the pids the tree sees.
 
 use std::collections::BTreeMap;
 use std::os::fd::RawFd;
@@ -53,7 +56,7 @@ pub struct Common<'a> {
 }
 
 /// Length of a status report header.
-pub const REPORT_HEADER: usize = 11;
+pub const REPORT_HEADER: usize = 7;
 const MAX_MSG: usize = 480;
 
 fn report(fd: RawFd, pid: u32, result: &Result<(), String>) {
@@ -64,18 +67,16 @@ fn report(fd: RawFd, pid: u32, result: &Result<(), String>) {
     if msg.len() > MAX_MSG {
         msg = &msg[..msg.floor_char_boundary(MAX_MSG)];
     }
-    let host = util::host_pid().unwrap_or(-1);
     let mut buf = Vec::with_capacity(REPORT_HEADER + msg.len());
     buf.extend_from_slice(&pid.to_ne_bytes());
-    buf.extend_from_slice(&host.to_ne_bytes());
     buf.push(u8::from(result.is_ok()));
     buf.extend_from_slice(&(msg.len() as u16).to_ne_bytes());
     buf.extend_from_slice(msg.as_bytes());
     let _ = util::write_all_raw(fd, &buf);
 }
 
-/// One status report: the image pid, the host pid and the outcome.
-pub type Report = (u32, i32, Result<(), String>);
+/// One status report: the image pid and the outcome.
+pub type Report = (u32, Result<(), String>);
 
 /// Parses the reports in `buf`; returns them and the bytes consumed.
 pub fn parse_reports(buf: &[u8]) -> (Vec<Report>, usize) {
@@ -84,16 +85,14 @@ pub fn parse_reports(buf: &[u8]) -> (Vec<Report>, usize) {
     while buf.len() - at >= REPORT_HEADER {
         let h = &buf[at..at + REPORT_HEADER];
         let pid = u32::from_ne_bytes(h[..4].try_into().expect("4"));
-        let host = i32::from_ne_bytes(h[4..8].try_into().expect("4"));
-        let ok = h[8] == 1;
-        let len = u16::from_ne_bytes(h[9..11].try_into().expect("2")) as usize;
+        let ok = h[4] == 1;
+        let len = u16::from_ne_bytes(h[5..7].try_into().expect("2")) as usize;
         if buf.len() - at - REPORT_HEADER < len {
             break;
         }
         let msg = &buf[at + REPORT_HEADER..at + REPORT_HEADER + len];
         out.push((
             pid,
-            host,
             if ok {
                 Ok(())
             } else {
@@ -128,6 +127,11 @@ pub fn run(c: &Common<'_>, idx: usize) -> ! {
 pub fn run_init(c: &Common<'_>, idx: usize) -> ! {
     util::block_all_signals();
     let root = c.plans[idx].process.pid;
+    // The tree saw its pids in /proc before; it must see them there now.
+    if let Err(e) = util::mount_own_proc() {
+        report(c.status_fd, root, &Err(format!("cannot mount /proc for the new PID namespace: {e}")));
+        util::exit_now(1);
+    }
     if let Err(e) = fork_child(c, idx) {
         report(c.status_fd, root, &Err(e));
         util::exit_now(1);

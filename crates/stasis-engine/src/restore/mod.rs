@@ -268,7 +268,13 @@ pub fn restore(
     };
     // Our copies of the table are not needed any more.
     drop(table);
-    let hosts = wait_reports(&status_r, image.processes.len() + plan.helpers.len())?;
+    wait_reports(&status_r, image.processes.len() + plan.helpers.len())?;
+    // Inside a new namespace the tree's pids are not ours.
+    let hosts = if opts.pidns {
+        ns_pids(first)?
+    } else {
+        BTreeMap::new()
+    };
     let host = |pid: u32| hosts.get(&pid).copied().unwrap_or(pid as i32);
     guard.pids.extend(hosts.values());
 
@@ -395,10 +401,37 @@ impl Drop for TableGuard {
     }
 }
 
+/// Inner pid -> our pid, for every process below `top` (the new PID
+/// namespace's first process), from NSpid in /proc.
+fn ns_pids(top: i32) -> Result<BTreeMap<u32, i32>, RestoreError> {
+    let mut out = BTreeMap::new();
+    let mut queue = vec![top];
+    while let Some(pid) = queue.pop() {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| {
+            RestoreError::Failed {
+                pid,
+                what: format!("cannot read its status: {e}"),
+            }
+        })?;
+        if let Some(inner) = stasis_proc::parse_status(&status)
+            .ok()
+            .and_then(|s| s.ns_pid.last().copied())
+        {
+            out.insert(inner, pid);
+        }
+        queue.extend(
+            crate::freeze::children_of(pid)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| c as i32),
+        );
+    }
+    Ok(out)
+}
+
 /// Reads status reports until `n` processes are ready; the first failure
-/// (or every process gone) is an error. Returns image pid -> host pid.
-fn wait_reports(status_r: &impl AsRawFd, n: usize) -> Result<BTreeMap<u32, i32>, RestoreError> {
-    let mut hosts = BTreeMap::new();
+/// (or every process gone) is an error.
+fn wait_reports(status_r: &impl AsRawFd, n: usize) -> Result<(), RestoreError> {
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 4096];
     let mut ready = 0;
@@ -415,12 +448,9 @@ fn wait_reports(status_r: &impl AsRawFd, n: usize) -> Result<BTreeMap<u32, i32>,
         buf.extend_from_slice(&chunk[..got]);
         let (reports, used) = child::parse_reports(&buf);
         buf.drain(..used);
-        for (pid, host, r) in reports {
+        for (pid, r) in reports {
             match r {
-                Ok(()) => {
-                    ready += 1;
-                    hosts.insert(pid, host);
-                }
+                Ok(()) => ready += 1,
                 Err(what) => {
                     return Err(RestoreError::Failed {
                         pid: pid as i32,
@@ -430,7 +460,7 @@ fn wait_reports(status_r: &impl AsRawFd, n: usize) -> Result<BTreeMap<u32, i32>,
             }
         }
     }
-    Ok(hosts)
+    Ok(())
 }
 
 fn check_xstate(pid: i32, image: &Image) -> Result<(), RestoreError> {
