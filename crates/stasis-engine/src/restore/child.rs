@@ -129,7 +129,11 @@ pub fn run_init(c: &Common<'_>, idx: usize) -> ! {
     let root = c.plans[idx].process.pid;
     // The tree saw its pids in /proc before; it must see them there now.
     if let Err(e) = util::mount_own_proc() {
-        report(c.status_fd, root, &Err(format!("cannot mount /proc for the new PID namespace: {e}")));
+        report(
+            c.status_fd,
+            root,
+            &Err(format!("cannot mount /proc for the new PID namespace: {e}")),
+        );
         util::exit_now(1);
     }
     if let Err(e) = fork_child(c, idx) {
