@@ -128,20 +128,30 @@ fn dump_failure_leaves_target_running() {
 }
 
 fn restore_failure_leaves_nothing(point: &str) {
+    restore_failure_leaves_nothing_of("threads", point);
+}
+
+/// A restore of workload `name` that fails at `point` must leave no
+/// process of the tree behind (zombies are reaped by us at most).
+fn restore_failure_leaves_nothing_of(name: &str, point: &str) {
     if !require_root() {
         return;
     }
-    let w = Workload::spawn_c("threads", Spawn::default());
+    let w = Workload::spawn_c(name, Spawn::default());
+    std::thread::sleep(Duration::from_millis(50));
+    let pids = w.snapshot().pids();
     let img = w.dir.join("img");
     common::dump(&w, &img, &[]);
     w.wait_gone();
     let out = stasis_failing_at(point, &["restore", "-D", img.to_str().unwrap(), "-d"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains(point), "{}", stderr(&out));
-    // The half-restored process was killed (a zombie of ours at most).
-    wait_exit(w.pid, Duration::from_secs(10), false)
-        .unwrap_or_else(|e| panic!("half-restored pid {} left behind: {e}", w.pid));
-    assert!(!Path::new(&format!("/proc/{}", w.pid)).exists());
+    // The half-restored processes were killed (zombies of ours at most).
+    for pid in &pids {
+        wait_exit(*pid, Duration::from_secs(10), false)
+            .unwrap_or_else(|e| panic!("half-restored pid {pid} left behind: {e}"));
+        assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    }
     // Nothing was left behind: the same image restores.
     restore(&img, &[]);
     w.terminate_and_verdict()
@@ -156,6 +166,11 @@ fn restore_failure_before_fork() {
 #[test]
 fn restore_failure_before_resume() {
     restore_failure_leaves_nothing("restore-before-resume");
+}
+
+#[test]
+fn restore_failure_of_a_tree_before_resume() {
+    restore_failure_leaves_nothing_of("tree_pgroups", "restore-before-resume");
 }
 
 /// Like [`refused_dump_leaves_target_alone`] for `tree_refuse`: the error
