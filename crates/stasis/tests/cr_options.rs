@@ -111,6 +111,11 @@ fn shell_job_with_a_terminal() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Just resumed, it may still be on its way back into its sleep.
+    let t = Instant::now();
+    while proc_state(pid) != Some('S') && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(proc_state(pid), Some('S'));
     for fd in 0..3 {
         let target = fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap();
