@@ -522,3 +522,18 @@ pub fn set_ctty(fd: RawFd) -> Result<()> {
     let r = unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) };
     check(r as _, "ioctl(TIOCSCTTY)", format!("fd {fd}")).map(drop)
 }
+
+/// memfd_create(2) with MFD_CLOEXEC: an anonymous file named `name` (shown
+/// as `/memfd:NAME` in maps).
+pub fn memfd_create(name: &str) -> Result<OwnedFd> {
+    let c = std::ffi::CString::new(name).map_err(|_| SysError::Call {
+        call: "memfd_create",
+        what: format!("name {name:?}"),
+        errno: libc::EINVAL,
+    })?;
+    // SAFETY: `c` is a valid NUL-terminated string for the call.
+    let fd = unsafe { libc::memfd_create(c.as_ptr(), libc::MFD_CLOEXEC) };
+    check(fd as _, "memfd_create", name.to_string())?;
+    // SAFETY: the descriptor was just created and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}

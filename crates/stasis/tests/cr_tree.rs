@@ -499,3 +499,26 @@ fn cr_tree_server_progress() {
         diff.join("\n  ")
     );
 }
+
+#[test]
+fn plain_tree_unlinked() {
+    plain_tree(
+        "tree_unlinked",
+        &[],
+        Shape {
+            procs: 2,
+            zombies: 0,
+            groups: 1,
+            sessions: 1,
+            depth: 1,
+        },
+    );
+}
+
+#[test]
+fn cr_tree_unlinked() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("tree_unlinked", Spawn::default());
+}

@@ -107,17 +107,13 @@ pub fn dump_vmas(pid: i32, smaps: &[SmapsEntry]) -> Result<Vec<Vma>, DumpError> 
                     vma.name = String::new();
                     let st = procfs::stat(pid, &format!("map_files/{range}"))?;
                     vma.shmem_id = object_id(&st);
-                } else if m.is_memfd() {
-                    return Err(refuse(
-                        "is a memfd mapping, which stasis cannot checkpoint yet".into(),
-                    ));
                 } else if path.starts_with("/SYSV") {
                     return Err(refuse(
                         "is System V shared memory, which stasis cannot checkpoint yet".into(),
                     ));
                 } else if m.is_deleted() {
-                    // Unlinked but mapped (a POSIX semaphore, a temp
-                    // file): its contents go into the image, once.
+                    // Unlinked but mapped (a POSIX semaphore, a temp file,
+                    // a memfd): its contents go into the image, once.
                     let st = procfs::stat(pid, &format!("map_files/{range}"))?;
                     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
                         return Err(refuse(

@@ -66,9 +66,10 @@ pub fn create_shmem(
     Ok(out)
 }
 
-/// Creates the unlinked file of `m` again: under its old name if that is
-/// free (so /proc/PID/maps reads the same), else unnamed in the same
-/// directory (O_TMPFILE); filled from the image, then unlinked.
+/// Creates the unlinked file of `m` again: a memfd of the same name, or
+/// under its old name if that is free (so /proc/PID/maps reads the same),
+/// else unnamed in the same directory (O_TMPFILE); filled from the image,
+/// then unlinked.
 fn unlinked_file(
     m: &stasis_image::PageMap,
     pages: &std::fs::File,
@@ -77,27 +78,34 @@ fn unlinked_file(
     let path = std::path::Path::new(&m.deleted_path);
     let fail = |what: String| RestoreError::Failed { pid: 0, what };
     let mut named = true;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(m.file_mode & 0o7777)
-        .open(path)
-        .or_else(|_| {
-            named = false;
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .custom_flags(libc::O_TMPFILE)
-                .mode(m.file_mode & 0o7777)
-                .open(path.parent().unwrap_or(std::path::Path::new("/")))
-        })
-        .map_err(|e| {
-            fail(format!(
-                "cannot recreate the deleted file {}: {e}",
-                m.deleted_path
-            ))
-        })?;
+    let f = if let Some(name) = m.deleted_path.strip_prefix("/memfd:") {
+        named = false;
+        stasis_sys::util::memfd_create(name)
+            .map(std::fs::File::from)
+            .map_err(|e| std::io::Error::from_raw_os_error(e.errno().unwrap_or(libc::EIO)))
+    } else {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(m.file_mode & 0o7777)
+            .open(path)
+            .or_else(|_| {
+                named = false;
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .custom_flags(libc::O_TMPFILE)
+                    .mode(m.file_mode & 0o7777)
+                    .open(path.parent().unwrap_or(std::path::Path::new("/")))
+            })
+    }
+    .map_err(|e| {
+        fail(format!(
+            "cannot recreate the deleted file {}: {e}",
+            m.deleted_path
+        ))
+    })?;
     if named {
         let _ = std::fs::remove_file(path);
     }
