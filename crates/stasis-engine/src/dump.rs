@@ -123,12 +123,16 @@ fn precheck(
     Ok(())
 }
 
-/// What processes of the tree share with their parent that stasis cannot
-/// recreate yet: memory (a CLONE_VM child), a shared fd
-/// table (CLONE_FILES), a shared cwd/root/umask (CLONE_FS).
-fn check_sharing(tree: &FrozenTree) -> Result<(), DumpError> {
+/// What processes of the tree share with their parent: memory (a CLONE_VM
+/// child: refused), the fd table (CLONE_FILES) and cwd/root/umask
+/// (CLONE_FS), which restore recreates by cloning with the same flags.
+/// Returns pid -> (files shared, fs shared).
+fn check_sharing(
+    tree: &FrozenTree,
+) -> Result<std::collections::BTreeMap<i32, (bool, bool)>, DumpError> {
     use stasis_sys::util::{kcmp_same, KCMP_FILES, KCMP_FS, KCMP_VM};
     let pids: std::collections::BTreeSet<i32> = tree.procs.iter().map(|f| f.pid).collect();
+    let mut out = std::collections::BTreeMap::new();
     for f in &tree.procs {
         let ppid = procfs::parsed(
             f.pid,
@@ -138,20 +142,23 @@ fn check_sharing(tree: &FrozenTree) -> Result<(), DumpError> {
         if !pids.contains(&ppid) {
             continue;
         }
-        for (kind, what) in [
-            (KCMP_VM, "shares its memory with its parent {ppid} (CLONE_VM); stasis cannot checkpoint that yet"),
-            (KCMP_FILES, "shares its fd table with its parent {ppid} (CLONE_FILES); stasis cannot checkpoint that yet"),
-            (KCMP_FS, "shares cwd, root and umask with its parent {ppid} (CLONE_FS); stasis cannot checkpoint that yet"),
-        ] {
-            if kcmp_same(f.pid, ppid, kind).unwrap_or(false) {
-                return Err(DumpError::Refused {
-                    pid: f.pid,
-                    what: what.replace("{ppid}", &ppid.to_string()),
-                });
-            }
+        if kcmp_same(f.pid, ppid, KCMP_VM).unwrap_or(false) {
+            return Err(DumpError::Refused {
+                pid: f.pid,
+                what: format!(
+                    "shares its memory with its parent {ppid} (CLONE_VM); stasis cannot checkpoint that yet"
+                ),
+            });
         }
+        out.insert(
+            f.pid,
+            (
+                kcmp_same(f.pid, ppid, KCMP_FILES).unwrap_or(false),
+                kcmp_same(f.pid, ppid, KCMP_FS).unwrap_or(false),
+            ),
+        );
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Checkpoints the process tree rooted at `pid` into `dir`.
@@ -186,7 +193,7 @@ pub fn dump(
         }
     })?;
     let t_frozen = Instant::now();
-    check_sharing(&tree)?;
+    let sharing = check_sharing(&tree)?;
 
     let mut pages = PagesWriter::create(dir)?;
     let mut files = files::FileTable::default();
@@ -210,6 +217,9 @@ pub fn dump(
             ..Default::default()
         });
         pages_bytes += b;
+        let mut p = p;
+        (p.files_shared_with_parent, p.fs_shared_with_parent) =
+            sharing.get(&(p.pid as i32)).copied().unwrap_or_default();
         processes.push(p);
     }
     for z in &tree.zombies {

@@ -120,6 +120,12 @@ pub struct Process {
     /// in the foreground.
     #[prost(uint32, tag = "28")]
     pub tty_fg_pgid: u32,
+    /// Shares its fd table with its parent (clone with CLONE_FILES).
+    #[prost(bool, tag = "29")]
+    pub files_shared_with_parent: bool,
+    /// Shares cwd, root and umask with its parent (CLONE_FS).
+    #[prost(bool, tag = "30")]
+    pub fs_shared_with_parent: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

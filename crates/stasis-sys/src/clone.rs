@@ -32,15 +32,26 @@ pub const CLONE_ARGS_SIZE: usize = std::mem::size_of::<CloneArgs>();
 /// a copy of only the calling thread, and must only do what is safe after a
 /// fork in the child.
 pub unsafe fn fork_with_pid(pid: i32, exit_signal: i32, sibling: bool) -> Result<i32> {
+    // SAFETY: the caller's obligations are those of fork_sharing.
+    unsafe { fork_sharing(pid, exit_signal, sibling, 0) }
+}
+
+/// [`fork_with_pid`], also sharing what `share` (CLONE_FILES, CLONE_FS)
+/// names with the child.
+///
+/// # Safety
+/// As [`fork_with_pid`].
+pub unsafe fn fork_sharing(pid: i32, exit_signal: i32, sibling: bool, share: u64) -> Result<i32> {
     let tids = [pid];
     let args = CloneArgs {
         // CLONE_PARENT: the child becomes our sibling (a child of our
         // parent), which then also gets its exit signal.
-        flags: if sibling {
-            libc::CLONE_PARENT as u64
-        } else {
-            0
-        },
+        flags: share
+            | if sibling {
+                libc::CLONE_PARENT as u64
+            } else {
+                0
+            },
         exit_signal: if sibling { 0 } else { exit_signal as u64 },
         set_tid: tids.as_ptr() as u64,
         set_tid_size: 1,

@@ -231,8 +231,3 @@ fn refuse_parent_in_vfork() {
 fn refuse_pipe_shared_outside_the_tree() {
     refused_tree("outside-pipe", "outside the checkpointed tree");
 }
-
-#[test]
-fn refuse_shared_fd_table() {
-    refused_tree("clone-files", "CLONE_FILES");
-}

@@ -522,3 +522,26 @@ fn cr_tree_unlinked() {
     }
     cr_all_modes("tree_unlinked", Spawn::default());
 }
+
+#[test]
+fn plain_tree_clone() {
+    plain_tree(
+        "tree_clone",
+        &[],
+        Shape {
+            procs: 3,
+            zombies: 0,
+            groups: 1,
+            sessions: 1,
+            depth: 1,
+        },
+    );
+}
+
+#[test]
+fn cr_tree_clone() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("tree_clone", Spawn::default());
+}

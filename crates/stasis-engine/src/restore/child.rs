@@ -158,9 +158,19 @@ pub fn run_init(c: &Common<'_>, idx: usize) -> ! {
 /// Forks process `idx` of the plan; the child runs [`run`].
 fn fork_child(c: &Common<'_>, idx: usize) -> Result<(), String> {
     let p = c.plans[idx].process;
+    let mut share = 0;
+    if p.files_shared_with_parent {
+        share |= libc::CLONE_FILES as u64;
+    }
+    if p.fs_shared_with_parent {
+        share |= libc::CLONE_FS as u64;
+    }
     // SAFETY: the new processes are single-threaded, and the child only
-    // runs `run`, which exits or is taken over.
-    match unsafe { stasis_sys::clone::fork_with_pid(p.pid as i32, p.exit_signal as i32, false) } {
+    // runs `run`, which exits or is taken over. With CLONE_FILES/CLONE_FS
+    // both sides set up the same fds and cwd, which converge.
+    match unsafe {
+        stasis_sys::clone::fork_sharing(p.pid as i32, p.exit_signal as i32, false, share)
+    } {
         Ok(0) => run(c, idx),
         Ok(_) => Ok(()),
         Err(e) => Err(format!("cannot create pid {}: {e}", p.pid)),

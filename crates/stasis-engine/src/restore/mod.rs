@@ -180,6 +180,7 @@ pub fn restore(
     // Per-process plans.
     let mut plans = Vec::with_capacity(image.processes.len());
     let mut file_fds = Vec::with_capacity(image.processes.len());
+    let needed = files_by_table(&image.processes);
     for (i, p) in image.processes.iter().enumerate() {
         let mut helpers: Vec<(String, i32)> = vec![(
             dir.join(img::PAGES_FILE).display().to_string(),
@@ -187,7 +188,7 @@ pub fn restore(
         )];
         let mut fds = BTreeMap::new();
         if !p.zombie {
-            for (path, w) in mm::restore::needed_files(p) {
+            for (path, w) in needed[i].iter().cloned() {
                 fds.insert((path.clone(), w), helper_base + helpers.len() as RawFd);
                 helpers.push((path, if w { libc::O_RDWR } else { libc::O_RDONLY }));
             }
@@ -387,6 +388,40 @@ pub fn restore(
         exit_code,
         total_ms,
     })
+}
+
+/// The files each process's memory switch needs open (see
+/// [`mm::restore::needed_files`]). Processes that share one fd table
+/// (CLONE_FILES) all get the union, so they open the same files at the
+/// same numbers.
+fn files_by_table(procs: &[Process]) -> Vec<Vec<(String, bool)>> {
+    let by_pid: BTreeMap<u32, usize> = procs.iter().enumerate().map(|(i, p)| (p.pid, i)).collect();
+    let table_of = |p: &Process| -> u32 {
+        let mut i = by_pid[&p.pid];
+        while procs[i].files_shared_with_parent {
+            match by_pid.get(&procs[i].ppid) {
+                Some(&q) => i = q,
+                None => break,
+            }
+        }
+        procs[i].pid
+    };
+    let mut union: BTreeMap<u32, std::collections::BTreeSet<(String, bool)>> = BTreeMap::new();
+    for p in procs.iter().filter(|p| !p.zombie) {
+        union
+            .entry(table_of(p))
+            .or_default()
+            .extend(mm::restore::needed_files(p));
+    }
+    procs
+        .iter()
+        .map(|p| {
+            union
+                .get(&table_of(p))
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// The restorer's copy of the table (descriptor numbers `.0..​.1`), closed
