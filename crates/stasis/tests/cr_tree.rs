@@ -529,7 +529,7 @@ fn plain_tree_clone() {
         "tree_clone",
         &[],
         Shape {
-            procs: 3,
+            procs: 4,
             zombies: 0,
             groups: 1,
             sessions: 1,

@@ -211,7 +211,11 @@ fn setup(c: &Common<'_>, plan: &ChildPlan<'_>) -> Result<(), String> {
     for &h in &plan.node.helpers {
         fork_group_helper(c, h)?;
     }
-    if !p.zombie {
+    // A child sharing its parent's fd table (CLONE_FILES) leaves the
+    // table to the process that owns it: two setting it up at once would
+    // close each other's temporaries.
+    let owns_table = !p.zombie && !p.files_shared_with_parent;
+    if owns_table {
         for (i, (path, flags)) in plan.helpers.iter().enumerate() {
             let fd = util::open_raw(path, *flags | libc::O_CLOEXEC)
                 .map_err(|e| format!("cannot open {path}: {e}"))?;
@@ -228,20 +232,8 @@ fn setup(c: &Common<'_>, plan: &ChildPlan<'_>) -> Result<(), String> {
             })?;
         }
     }
-    // Close what the restorer left below the table, keeping our own fds.
-    let mut keep: Vec<RawFd> = p.fds.iter().map(|f| f.fd).collect();
-    keep.sort();
-    let mut lo = 0;
-    for k in keep
-        .iter()
-        .copied()
-        .filter(|k| *k < c.table_base)
-        .chain([c.table_base])
-    {
-        if k > lo {
-            util::close_range(lo as u32, (k - 1) as u32).map_err(|e| e.to_string())?;
-        }
-        lo = k + 1;
+    if !p.files_shared_with_parent {
+        close_below_table(p, c.table_base)?;
     }
     if !p.zombie {
         util::chdir(&p.cwd).map_err(|e| format!("cwd: {e}"))?;
@@ -261,4 +253,23 @@ pub fn tty_fd(p: &Process) -> Option<RawFd> {
         .iter()
         .find(|f| f.kind == stasis_image::FdKind::Tty as i32)
         .map(|f| f.fd)
+}
+
+/// Closes what the restorer left below the table, keeping `p`'s own fds.
+fn close_below_table(p: &Process, table_base: RawFd) -> Result<(), String> {
+    let mut keep: Vec<RawFd> = p.fds.iter().map(|f| f.fd).collect();
+    keep.sort();
+    let mut lo = 0;
+    for k in keep
+        .iter()
+        .copied()
+        .filter(|k| *k < table_base)
+        .chain([table_base])
+    {
+        if k > lo {
+            util::close_range(lo as u32, (k - 1) as u32).map_err(|e| e.to_string())?;
+        }
+        lo = k + 1;
+    }
+    Ok(())
 }

@@ -3,7 +3,9 @@
  *  - child S was cloned with CLONE_FILES | CLONE_FS: one fd table and one
  *    cwd/root/umask with the root;
  *  - child P was forked plainly and shares nothing.
- * Verified after SIGTERM, P first: P opens a file, changes directory and
+ *  - child X was cloned with exit signal SIGUSR2 instead of SIGCHLD.
+ * Verified after SIGTERM, X first: when it exits the root gets SIGUSR2
+ * (blocked, so it stays pending) and waits for it with __WALL. Then P: P opens a file, changes directory and
  * umask, and exits with the new fd's number; the root must see none of
  * it. Then S does the same; the root must see S's new fd (same file),
  * S's cwd and S's umask.
@@ -28,6 +30,13 @@ static int change_things(void *name)
 	_exit(fd);
 }
 
+static int just_wait(void *arg)
+{
+	(void)arg;
+	tr_wait_term();
+	_exit(0);
+}
+
 static int wait_code(pid_t pid, const char *who)
 {
 	int st;
@@ -42,11 +51,16 @@ static int wait_code(pid_t pid, const char *who)
 int main(void)
 {
 	char cwd[4096], link[64], target[4096];
-	pid_t s, p;
-	int fd;
+	pid_t s, p, x;
+	int fd, st;
 	ssize_t n;
+	sigset_t usr2, pending;
 
 	tr_block_term();
+	sigemptyset(&usr2);
+	sigaddset(&usr2, SIGUSR2);
+	SYS(sigprocmask(SIG_BLOCK, &usr2, NULL));
+	x = SYS(clone(just_wait, stack + sizeof(stack) / 2, SIGUSR2, NULL));
 	SYS(mkdir("sub", 0755));
 	umask(022);
 	s = SYS(clone(change_things, stack + sizeof(stack),
@@ -54,6 +68,13 @@ int main(void)
 	if ((p = SYS(fork())) == 0)
 		change_things("from_p.txt");
 	wl_ready_sigwait(NULL, NULL);
+
+	/* The child with another exit signal. */
+	kill(x, SIGTERM);
+	TCHECK(waitpid(x, &st, __WALL) == x && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	       "child with exit signal SIGUSR2 ended badly: %#x", st);
+	sigpending(&pending);
+	TCHECK(sigismember(&pending, SIGUSR2), "its exit did not send SIGUSR2");
 
 	/* The plain child: nothing of its changes is ours. */
 	kill(p, SIGTERM);
