@@ -450,6 +450,53 @@ pub enum FdKind {
     Tty = 3,
     /// One end of a pipe; `pipe_ino` names the `Pipe` record.
     Pipe = 4,
+    /// eventfd(2); state in `Fd::eventfd`.
+    EventFd = 5,
+    /// signalfd(2); mask in `Fd::signalfd_mask`.
+    SignalFd = 6,
+    /// timerfd_create(2); state in `Fd::timerfd`.
+    TimerFd = 7,
+    /// epoll_create(2); registrations in `Fd::epoll`.
+    Epoll = 8,
+}
+
+/// An eventfd's counter and mode.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EventFdState {
+    #[prost(uint64, tag = "1")]
+    pub count: u64,
+    #[prost(bool, tag = "2")]
+    pub semaphore: bool,
+}
+
+/// A timerfd: its clock, arming and expirations not yet read.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TimerFdState {
+    #[prost(int32, tag = "1")]
+    pub clockid: i32,
+    /// Time left until the next expiration, in ns (0: disarmed).
+    #[prost(uint64, tag = "2")]
+    pub value_ns: u64,
+    #[prost(uint64, tag = "3")]
+    pub interval_ns: u64,
+    /// Expirations that happened and were not read yet.
+    #[prost(uint64, tag = "4")]
+    pub ticks: u64,
+    /// timerfd_settime flags it was armed with (TFD_TIMER_ABSTIME...).
+    #[prost(uint32, tag = "5")]
+    pub settime_flags: u32,
+}
+
+/// One registration of an epoll instance: fd number `tfd` (in the
+/// registering process) with its event mask and user data.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EpollEntry {
+    #[prost(int32, tag = "1")]
+    pub tfd: i32,
+    #[prost(uint32, tag = "2")]
+    pub events: u32,
+    #[prost(uint64, tag = "3")]
+    pub data: u64,
 }
 
 /// An open descriptor.
@@ -484,6 +531,16 @@ pub struct Fd {
     /// (or shared through `dup_of` only, in older images).
     #[prost(uint32, tag = "10")]
     pub desc: u32,
+    #[prost(message, optional, tag = "11")]
+    pub eventfd: Option<EventFdState>,
+    /// For `SignalFd`: the signals it reads.
+    #[prost(uint64, tag = "12")]
+    pub signalfd_mask: u64,
+    #[prost(message, optional, tag = "13")]
+    pub timerfd: Option<TimerFdState>,
+    /// For `Epoll`: what it watches.
+    #[prost(message, repeated, tag = "14")]
+    pub epoll: Vec<EpollEntry>,
 }
 
 /// A pipe and the bytes buffered in it at dump time.

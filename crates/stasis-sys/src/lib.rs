@@ -7,6 +7,7 @@
 
 pub mod clone;
 pub mod error;
+pub mod evfd;
 pub mod mem;
 pub mod pidfd;
 pub mod probe;

@@ -84,8 +84,8 @@ fn refuse_socket() {
 }
 
 #[test]
-fn refuse_eventfd() {
-    refused_dump_leaves_target_alone("eventfd", "eventfd");
+fn refuse_inotify() {
+    refused_dump_leaves_target_alone("inotify", "inotify");
 }
 
 #[test]

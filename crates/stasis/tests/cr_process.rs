@@ -128,3 +128,16 @@ fn cr_identity_nnp() {
     }
     cr_all_modes("identity", nnp());
 }
+
+#[test]
+fn plain_events() {
+    plain_run("events", Spawn::default());
+}
+
+#[test]
+fn cr_events() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("events", Spawn::default());
+}

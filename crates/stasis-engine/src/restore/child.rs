@@ -225,6 +225,7 @@ fn setup(c: &Common<'_>, plan: &ChildPlan<'_>) -> Result<(), String> {
             }
         }
         files::install_in_child(p, c.slot)?;
+        files::epoll::install_in_child(p)?;
         if p.tty_fg_pgid != 0 && plan.node.setsid {
             let fd = tty_fd(p).ok_or("it led a session with a terminal, but has no terminal fd")?;
             util::set_ctty(fd).map_err(|e| {

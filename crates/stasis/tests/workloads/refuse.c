@@ -1,8 +1,8 @@
 /* Holds one descriptor stasis cannot checkpoint yet (argv[1]: socket,
- * eventfd, io_uring) and checks, after SIGTERM, that the descriptor still
+ * inotify, io_uring) and checks, after SIGTERM, that the descriptor still
  * works: a refused dump must leave the process untouched. */
 #include "wl.h"
-#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <linux/io_uring.h>
@@ -16,12 +16,12 @@ int main(int argc, char **argv)
 {
 	const char *kind = argc > 1 ? argv[1] : "socket";
 	int fd = -1;
-	uint64_t v = 0;
 
 	if (!strcmp(kind, "socket")) {
 		SYS(fd = socket(AF_INET, SOCK_STREAM, 0));
-	} else if (!strcmp(kind, "eventfd")) {
-		SYS(fd = eventfd(41, 0));
+	} else if (!strcmp(kind, "inotify")) {
+		SYS(fd = inotify_init1(0));
+		SYS(inotify_add_watch(fd, ".", IN_CREATE));
 	} else {
 		struct io_uring_params p;
 		memset(&p, 0, sizeof(p));
@@ -36,8 +36,12 @@ int main(int argc, char **argv)
 		struct sockaddr_in a;
 		socklen_t l = sizeof(a);
 		CHECK(getsockname(fd, (struct sockaddr *)&a, &l) == 0, "getsockname: %s", strerror(errno));
-	} else if (!strcmp(kind, "eventfd")) {
-		CHECK(read(fd, &v, 8) == 8 && v == 41, "eventfd counter %llu", (unsigned long long)v);
+	} else if (!strcmp(kind, "inotify")) {
+		int f = open("created", O_CREAT | O_WRONLY, 0600);
+		char ev[4096];
+
+		CHECK(f >= 0, "create: %s", strerror(errno));
+		CHECK(read(fd, ev, sizeof(ev)) > 0, "inotify read: %s", strerror(errno));
 	} else {
 		CHECK(fcntl(fd, F_GETFD) >= 0, "io_uring fd closed: %s", strerror(errno));
 	}

@@ -25,6 +25,11 @@ use stasis_sys::{pidfd, util, RemoteFd};
 use crate::error::{DumpError, RestoreError, SysCtx};
 use crate::procfs;
 
+pub mod epoll;
+pub mod eventfd;
+pub mod signalfd;
+pub mod timerfd;
+
 /// Character devices that are reopened by path.
 const SIMPLE_DEVICES: [&str; 6] = [
     "/dev/null",
@@ -108,11 +113,9 @@ impl FileTable {
                 pos: info.pos,
                 cloexec,
                 file: None,
-                pipe_ino: 0,
-                dup_of: None,
-                desc: 0,
+                ..Default::default()
             };
-            self.describe(pid, &mut fd, &link, shell_job)?;
+            self.describe(pid, &mut fd, &link, &info, shell_job)?;
             self.next_desc += 1;
             fd.desc = self.next_desc;
             self.by_ino
@@ -130,6 +133,7 @@ impl FileTable {
         pid: i32,
         fd: &mut Fd,
         link: &str,
+        info: &stasis_proc::FdInfo,
         shell_job: bool,
     ) -> Result<(), DumpError> {
         let n = fd.fd;
@@ -161,6 +165,16 @@ impl FileTable {
             return Err(refuse(
                 "an io_uring instance, which stasis cannot checkpoint yet; close it or exclude the process",
             ));
+        }
+        let event: Option<Result<(), String>> = match link {
+            "anon_inode:[eventfd]" => Some(eventfd::dump(fd, info)),
+            "anon_inode:[signalfd]" => Some(signalfd::dump(fd, info)),
+            "anon_inode:[timerfd]" => Some(timerfd::dump(fd, info)),
+            "anon_inode:[eventpoll]" => Some(epoll::dump(pid, fd, info)),
+            _ => None,
+        };
+        if let Some(r) = event {
+            return r.map_err(|what| refuse(&what));
         }
         if let Some(kind) = link.strip_prefix("anon_inode:") {
             return Err(refuse(&format!(
@@ -451,8 +465,14 @@ impl Descriptions {
                         util::open_raw(path, (fd.flags as i32 & OPEN_FLAGS) | libc::O_NOCTTY)
                             .map_err(what)?
                     }
-                    _ => util::open_raw(&fd.path, (fd.flags as i32 & OPEN_FLAGS) | libc::O_NOCTTY)
-                        .map_err(what)?,
+                    FdKind::EventFd => eventfd::open(fd).map_err(what)?,
+                    FdKind::SignalFd => signalfd::open(fd).map_err(what)?,
+                    FdKind::TimerFd => timerfd::open(fd).map_err(what)?,
+                    FdKind::Epoll => epoll::open(fd).map_err(what)?,
+                    FdKind::Regular | FdKind::Directory | FdKind::CharDev => {
+                        util::open_raw(&fd.path, (fd.flags as i32 & OPEN_FLAGS) | libc::O_NOCTTY)
+                            .map_err(what)?
+                    }
                 };
                 util::move_fd(src, *at).map_err(what)?;
                 opened.push(*at);
