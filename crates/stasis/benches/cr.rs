@@ -7,7 +7,11 @@
 //!   ext4 (`/var/tmp`), each as a ratio to `cp` of a file of the same size
 //!   into the same filesystem, timed in the same run;
 //! - dump and restore latency of `sleep 1000`;
-//! - a `memcpy` of the same size, as a reference for memory bandwidth.
+//! - a `memcpy` of the same size, as a reference for memory bandwidth;
+//! - process trees (`cr/tree_cases.rs`): `tree100`, 100 processes of 4 MiB
+//!   private memory each against one such process (fixed per-process
+//!   cost), and `cow8`, 8 processes sharing 1 GiB copy-on-write (image
+//!   size, restored Pss).
 //!
 //! Times are wall times of the `stasis` commands (`dump` until it exits,
 //! `restore -d` until it returns with the process running), as a user sees
@@ -32,8 +36,8 @@
 //! fresh workload, so that the table still shows them.
 //!
 //! Positional arguments select cases (default: all): `1g`, `4g`, `sleep`,
-//! `memcpy`, `tmpfs`, `ext4`; e.g. `cargo bench -p stasis --bench cr -- 1g
-//! tmpfs`. `STASIS_BENCH_RUNS=N` overrides every run count; `STASIS_BIN`
+//! `memcpy`, `tree100`, `cow8`, and filesystems `tmpfs`, `ext4`; e.g.
+//! `cargo bench -p stasis --bench cr -- 1g tree100 tmpfs`. `STASIS_BENCH_RUNS=N` overrides every run count; `STASIS_BIN`
 //! runs another stasis binary. Needs root; cases that do not fit in
 //! MemAvailable are skipped with a printed reason.
 //!
@@ -43,9 +47,11 @@
 //!
 //! Layout: this file holds `main` (setup, case selection, the machine
 //! description); `cr/workload.rs` the workloads (`cr/memwl.c` is the C
-//! one); `cr/runner.rs` the timed cases; `cr/process.rs` running and
-//! waiting for commands; `cr/host.rs` the machine and its filesystems;
-//! `cr/report.rs` the statistics and the table.
+//! one); `cr/runner.rs` the timed cases; `cr/tree.rs` the process-tree
+//! workload (`cr/treewl.c`) and `cr/tree_cases.rs` its cases and their
+//! output; `cr/process.rs` running and waiting for commands; `cr/host.rs`
+//! the machine and its filesystems; `cr/report.rs` the statistics and the
+//! table.
 
 // A bench target's modules live under `benches/cr/`, named by path: a
 // plain `mod` would look for `benches/*.rs`, which cargo would take for
@@ -58,6 +64,10 @@ mod process;
 mod report;
 #[path = "cr/runner.rs"]
 mod runner;
+#[path = "cr/tree.rs"]
+mod tree;
+#[path = "cr/tree_cases.rs"]
+mod tree_cases;
 #[path = "cr/workload.rs"]
 mod workload;
 
@@ -69,6 +79,9 @@ use std::process::Command;
 use host::{cmd_stdout, fs_type, meminfo, path_str, read_trim};
 use report::{human, median, print_results, size_label};
 use runner::{catch, memcpy_case, Bench, Row, Target};
+use tree::TREE_WL_C;
+use tree_cases::{print_cow_rows, print_tree_rows, CowRow, Cycles, TreeRow};
+use tree_cases::{COW_BYTES, COW_PROCS};
 use workload::WORKLOAD_C;
 
 const MIB: u64 = 1 << 20;
@@ -79,6 +92,10 @@ const RUNS_1G: usize = 7;
 const RUNS_4G: usize = 3;
 const RUNS_SLEEP: usize = 10;
 const RUNS_MEMCPY: usize = 3;
+/// tree100: the single process, the tree of 100.
+const RUNS_TREE_SINGLE: usize = 15;
+const RUNS_TREE: usize = 5;
+const RUNS_COW: usize = 3;
 
 fn main() {
     // cargo bench passes `--bench`; positional words select cases.
@@ -87,12 +104,14 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .map(|a| a.to_lowercase())
         .collect();
-    let known = ["1g", "4g", "sleep", "memcpy", "tmpfs", "ext4"];
+    let known = [
+        "1g", "4g", "sleep", "memcpy", "tree100", "cow8", "tmpfs", "ext4",
+    ];
     if let Some(bad) = sel.iter().find(|a| !known.contains(&a.as_str())) {
         eprintln!("unknown case {bad:?}; known: {}", known.join(" "));
         std::process::exit(2);
     }
-    let kinds = ["1g", "4g", "sleep", "memcpy"];
+    let kinds = ["1g", "4g", "sleep", "memcpy", "tree100", "cow8"];
     let fss = ["tmpfs", "ext4"];
     let want = |k: &str| {
         let group = if kinds.contains(&k) {
@@ -142,24 +161,29 @@ fn main() {
     fs::create_dir_all(&work).expect("create work dir");
     fs::create_dir_all(&shm_root).expect("create /dev/shm dir");
 
-    // The workload.
-    let src_c = work.join("memwl.c");
-    fs::write(&src_c, WORKLOAD_C).expect("write workload source");
-    let bin = work.join("memwl");
-    let out = Command::new("cc")
-        .args(["-O2", "-Wall", "-o", path_str(&bin), path_str(&src_c)])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!(
-            "cc -O2 memwl.c failed:\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => {
-            println!("SKIP: cannot run cc: {e}");
-            return;
+    // The workloads.
+    let mut bins = Vec::new();
+    for (name, src) in [("memwl", WORKLOAD_C), ("treewl", TREE_WL_C)] {
+        let src_c = work.join(format!("{name}.c"));
+        fs::write(&src_c, src).expect("write workload source");
+        let bin = work.join(name);
+        let out = Command::new("cc")
+            .args(["-O2", "-Wall", "-o", path_str(&bin), path_str(&src_c)])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => panic!(
+                "cc -O2 {name}.c failed:\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => {
+                println!("SKIP: cannot run cc: {e}");
+                return;
+            }
         }
+        bins.push(bin);
     }
+    let (bin, tree_bin) = (&bins[0], &bins[1]);
 
     // The machine.
     let mem_total = meminfo("MemTotal").unwrap_or(0);
@@ -304,7 +328,7 @@ fn main() {
         for t in &targets {
             let mut row = Row::new(format!("{label} anon"), t.name, bytes);
             if let Some(why) =
-                catch(|| bench.mem_case(&bin, bytes, &src, t, bench.runs(runs), &mut row))
+                catch(|| bench.mem_case(bin, bytes, &src, t, bench.runs(runs), &mut row))
             {
                 row.failed = Some(why);
             }
@@ -320,6 +344,48 @@ fn main() {
         }
     }
 
+    let mut tree_rows = Vec::new();
+    if want("tree100") {
+        for t in &targets {
+            let mut row = TreeRow {
+                fs: t.name,
+                single: Cycles::default(),
+                tree: Cycles::default(),
+                failed: None,
+            };
+            let runs = (bench.runs(RUNS_TREE_SINGLE), bench.runs(RUNS_TREE));
+            row.failed = catch(|| bench.tree_case(tree_bin, t, runs, &mut row));
+            tree_rows.push(row);
+        }
+    }
+    let mut cow_rows = Vec::new();
+    // Peak use: the tree, the image and the cp destination, and the 8
+    // restored copies (or the prefault of as much).
+    let cow_need = (COW_PROCS as u64 + 3) * COW_BYTES;
+    let avail = meminfo("MemAvailable").unwrap_or(0);
+    if want("cow8") && !targets.is_empty() && avail < cow_need {
+        let why = format!(
+            "SKIP cow8: MemAvailable {} < {} needed",
+            human(avail),
+            human(cow_need)
+        );
+        println!("{why}");
+        skips.push(why);
+    } else if want("cow8") {
+        for t in &targets {
+            let mut row = CowRow {
+                fs: t.name,
+                cp: Vec::new(),
+                c: Cycles::default(),
+                before: Vec::new(),
+                after: Vec::new(),
+                failed: None,
+            };
+            row.failed = catch(|| bench.cow_case(tree_bin, t, bench.runs(RUNS_COW), &mut row));
+            cow_rows.push(row);
+        }
+    }
+
     println!("  loadavg at end: {}", read_trim("/proc/loadavg"));
     if let (Some(a), Some(b)) = (reported_at_start, reported_kib()) {
         println!(
@@ -328,8 +394,25 @@ fn main() {
         );
     }
     print_results(&rows, &memcpy_rows, &skips);
+    print_tree_rows(&tree_rows);
+    print_cow_rows(&cow_rows);
+    let failures: Vec<String> = tree_rows
+        .iter()
+        .filter_map(|r| Some(format!("tree100 {}: {}", r.fs, r.failed.as_ref()?)))
+        .chain(
+            cow_rows
+                .iter()
+                .filter_map(|r| Some(format!("cow8 {}: {}", r.fs, r.failed.as_ref()?))),
+        )
+        .collect();
+    for f in &failures {
+        let head = f.lines().next().unwrap_or("");
+        let error = f.lines().find(|l| l.starts_with("error:")).unwrap_or("");
+        println!();
+        println!("FAILED {head} {error}");
+    }
 
-    if rows.iter().any(|r| r.failed.is_some()) {
+    if rows.iter().any(|r| r.failed.is_some()) || !failures.is_empty() {
         println!();
         println!(
             "FAILED: see above; logs and images kept in {} and {}",

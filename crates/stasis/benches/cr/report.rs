@@ -69,6 +69,12 @@ pub fn size_label(bytes: u64) -> String {
 }
 
 pub fn print_results(rows: &[Row], memcpy_rows: &[(u64, Vec<f64>)], skips: &[String]) {
+    for s in skips {
+        println!("{s}");
+    }
+    if rows.is_empty() && memcpy_rows.is_empty() {
+        return;
+    }
     println!();
     println!(
         "Median [min-max] of the timed runs (after one warm-up): wall time of the stasis \
@@ -155,9 +161,6 @@ pub fn print_results(rows: &[Row], memcpy_rows: &[(u64, Vec<f64>)], skips: &[Str
         for v in &verdicts {
             println!("{v}");
         }
-    }
-    for s in skips {
-        println!("{s}");
     }
     for r in rows {
         if let Some(why) = &r.failed {

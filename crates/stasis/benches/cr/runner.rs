@@ -71,13 +71,13 @@ impl Bench {
 
     /// Makes `bytes` (+ 256 MiB) of guest RAM host-resident just before a
     /// timed step, when enabled; returns the rate in GB/s.
-    fn warm(&self, bytes: u64) -> Option<f64> {
+    pub fn warm(&self, bytes: u64) -> Option<f64> {
         self.prefault.then(|| prefault(bytes + 256 * MIB))
     }
 
-    /// `stasis dump` of `pid` into `dir` (created empty), timed; records
-    /// wall and --json times in `row`.
-    fn dump(&self, pid: i32, dir: &Path, row: &mut Row, warm: bool) -> f64 {
+    /// `stasis dump -t pid -D dir --json` into `dir` (created empty), timed:
+    /// the wall time and the JSON line it printed.
+    pub fn dump_cmd(&self, pid: i32, dir: &Path) -> (f64, serde_json::Value) {
         let _ = fs::remove_dir_all(dir);
         fs::create_dir_all(dir).expect("create image dir");
         let pid_s = pid.to_string();
@@ -86,8 +86,26 @@ impl Bench {
             &["dump", "-t", &pid_s, "-D", path_str(dir), "--json"],
             &self.work,
         );
-        let j = json_line(&r.stdout, "stasis dump");
-        let wall = r.wall.as_secs_f64();
+        (r.wall.as_secs_f64(), json_line(&r.stdout, "stasis dump"))
+    }
+
+    /// `stasis restore -D dir -d --json`, timed until it returns; checks
+    /// that it restored the tree rooted at `pid`.
+    pub fn restore_cmd(&self, dir: &Path, pid: i32) -> (f64, serde_json::Value) {
+        let r = run_timed(
+            &self.stasis,
+            &["restore", "-D", path_str(dir), "-d", "--json"],
+            &self.work,
+        );
+        let j = json_line(&r.stdout, "stasis restore");
+        let got = j.get("pid").and_then(|p| p.as_i64());
+        assert_eq!(got, Some(pid as i64), "restore reported pid {got:?}");
+        (r.wall.as_secs_f64(), j)
+    }
+
+    /// [`Bench::dump_cmd`], recording wall and --json times in `row`.
+    fn dump(&self, pid: i32, dir: &Path, row: &mut Row, warm: bool) -> f64 {
+        let (wall, j) = self.dump_cmd(pid, dir);
         row.image = dir_size(dir);
         if warm {
             row.warm.0 = Some(wall);
@@ -99,17 +117,9 @@ impl Bench {
         wall
     }
 
-    /// `stasis restore -D dir -d`, timed until it returns.
+    /// [`Bench::restore_cmd`], recording wall and --json times in `row`.
     fn restore(&self, dir: &Path, pid: i32, row: &mut Row, warm: bool) -> f64 {
-        let r = run_timed(
-            &self.stasis,
-            &["restore", "-D", path_str(dir), "-d", "--json"],
-            &self.work,
-        );
-        let j = json_line(&r.stdout, "stasis restore");
-        let got = j.get("pid").and_then(|p| p.as_i64());
-        assert_eq!(got, Some(pid as i64), "restore reported pid {got:?}");
-        let wall = r.wall.as_secs_f64();
+        let (wall, j) = self.restore_cmd(dir, pid);
         if warm {
             row.warm.1 = Some(wall);
         } else {
@@ -120,7 +130,7 @@ impl Bench {
     }
 
     /// `cp src dst`, timed; dst removed afterwards (untimed).
-    fn cp(&self, src: &Path, dst: &Path) -> f64 {
+    pub fn cp(&self, src: &Path, dst: &Path) -> f64 {
         let _ = fs::remove_file(dst);
         // SAFETY: sync has no preconditions; it flushes dirty data left by
         // earlier steps so that it does not land inside this timing.

@@ -15,7 +15,7 @@ use crate::report::human;
 
 /// Upper bound for the workload's fill (first touch can be slow) and for
 /// one verification pass.
-const WORKLOAD_TIMEOUT: Duration = Duration::from_secs(300);
+pub const WORKLOAD_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The memory workload's C source, compiled with `cc -O2` by `main`.
 pub const WORKLOAD_C: &str = include_str!("memwl.c");
@@ -96,16 +96,22 @@ impl Workload {
         Workload { pid, dir, what }
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         fs::read(self.dir.join("log"))
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default()
     }
 
-    /// True when `pid` is a live process whose cwd is our dir.
+    /// True when `pid` is a live process whose cwd is our dir: this
+    /// workload or (for a tree) one of its descendants.
+    pub fn owns(&self, pid: i32) -> bool {
+        matches!(proc_state(pid), Some(s) if s != 'Z' && s != 'X')
+            && fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|c| c == self.dir)
+    }
+
+    /// True when our pid is a live process whose cwd is our dir.
     fn is_ours(&self) -> bool {
-        matches!(proc_state(self.pid), Some(s) if s != 'Z' && s != 'X')
-            && fs::read_link(format!("/proc/{}/cwd", self.pid)).is_ok_and(|c| c == self.dir)
+        self.owns(self.pid)
     }
 
     pub fn fail(&self, why: &str) -> ! {
@@ -137,25 +143,35 @@ impl Workload {
 
     /// Only fds 0, 1, 2 may be open: anything else would be inherited.
     pub fn assert_fds(&self) {
-        let mut fds: Vec<i32> = fs::read_dir(format!("/proc/{}/fd", self.pid))
+        self.assert_fds_of(self.pid);
+    }
+
+    /// [`Workload::assert_fds`] for `pid`, one of the workload's processes.
+    pub fn assert_fds_of(&self, pid: i32) {
+        let mut fds: Vec<i32> = fs::read_dir(format!("/proc/{pid}/fd"))
             .expect("list workload fds")
             .flatten()
             .filter_map(|e| e.file_name().to_str()?.parse().ok())
             .collect();
         fds.sort();
         if fds != [0, 1, 2] {
-            self.fail(&format!("has fds {fds:?}, want [0, 1, 2]"));
+            self.fail(&format!("pid {pid} has fds {fds:?}, want [0, 1, 2]"));
         }
     }
 
-    fn signal(&self, sig: i32) {
-        if !self.is_ours() {
-            self.fail("is not running");
+    pub fn signal(&self, sig: i32) {
+        self.signal_pid(self.pid, sig);
+    }
+
+    /// Sends `sig` to `pid`, which must be one of the workload's processes.
+    pub fn signal_pid(&self, pid: i32, sig: i32) {
+        if !self.owns(pid) {
+            self.fail(&format!("pid {pid} is not running"));
         }
         // SAFETY: kill has no memory-safety preconditions; the pid was just
-        // checked to be this workload (live, with our cwd).
-        if unsafe { libc::kill(self.pid, sig) } != 0 {
-            self.fail(&format!("kill: {}", std::io::Error::last_os_error()));
+        // checked to be this workload's (live, with our cwd).
+        if unsafe { libc::kill(pid, sig) } != 0 {
+            self.fail(&format!("kill {pid}: {}", std::io::Error::last_os_error()));
         }
     }
 
