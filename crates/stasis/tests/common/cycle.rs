@@ -234,6 +234,22 @@ fn compare(before: &TreeSnapshot, after: &TreeSnapshot) -> Result<(), String> {
     }
 }
 
+/// [`compare`] against snapshots of `w` taken until one matches or a second
+/// has passed. A process that was frozen inside a wait such as
+/// sigwaitinfo() returns EINTR when it resumes and re-enters the wait a
+/// moment later; until then its blocked mask is the one outside the wait.
+/// The last difference is the one reported.
+fn compare_settled(w: &Workload, before: &TreeSnapshot) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let r = compare(before, &w.snapshot());
+        if r.is_ok() || Instant::now() >= deadline {
+            return r;
+        }
+        sleep(Duration::from_millis(20));
+    }
+}
+
 impl Problems {
     /// Restores `img` for `w` and compares the restored process with `before`.
     fn restore_and_compare(&mut self, w: &Workload, img: &Path, before: &TreeSnapshot, what: &str) {
@@ -249,7 +265,7 @@ impl Problems {
                 w.log()
             )
         });
-        self.soft(what, compare(before, &w.snapshot()));
+        self.soft(what, compare_settled(w, before));
     }
 
     fn verdict(&mut self, w: &Workload, what: &str) {
@@ -350,7 +366,7 @@ pub fn cr_cycle(name: &str, opts: Spawn, mode: Mode) {
             // The dump must leave nothing behind (parasite maps, fds, masks).
             p.soft(
                 &format!("{what} after dump --leave-running"),
-                compare(&before, &after_dump),
+                compare(&before, &after_dump).or_else(|_| compare_settled(&w, &before)),
             );
             if progressing {
                 let c1 = tree_ctxt_switches(w.pid);
