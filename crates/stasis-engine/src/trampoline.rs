@@ -17,9 +17,11 @@ pub const CODE: [u8; 16] = [
 const MARGIN: u64 = 1 << 20;
 
 /// Lowest address above 1 MiB where the trampoline fits between the
-/// target's VMAs and our own.
-pub fn find_hole(vmas: &[Vma]) -> Result<u64, RestoreError> {
+/// target's VMAs, the `also` ranges (regions inherited at restore) and our
+/// own mappings.
+pub fn find_hole(vmas: &[Vma], also: &[(u64, u64)]) -> Result<u64, RestoreError> {
     let mut busy: Vec<(u64, u64)> = vmas.iter().map(|v| (v.start, v.end)).collect();
+    busy.extend_from_slice(also);
     let own = std::fs::read_to_string("/proc/self/maps")
         .map_err(|e| RestoreError::Refused(format!("cannot read /proc/self/maps: {e}")))?;
     let own = stasis_proc::parse_maps(&own)

@@ -261,7 +261,10 @@ impl PagesReader {
                 }
             }
         }
-        order.sort_unstable_by_key(|&(offset, _, _)| offset);
+        // Runs shared by several processes (pages stored once) are checked
+        // once.
+        order.sort_unstable_by_key(|&(offset, len, run)| (offset, len, run.hash));
+        order.dedup_by_key(|&mut (offset, len, run)| (offset, len, run.hash));
         let total = order
             .iter()
             .fold(0u64, |sum, &(_, len, _)| sum.saturating_add(len));

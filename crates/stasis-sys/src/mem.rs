@@ -104,3 +104,42 @@ fn skip_iov(iov: &[libc::iovec], mut skip: usize) -> (Vec<libc::iovec>, usize) {
     let n = out.len();
     (out, n)
 }
+
+/// Reads of another process's memory through `/proc/PID/mem`.
+///
+/// process_vm_readv pins the pages it reads (FOLL_PIN), and the kernel
+/// (since 5.19) unshares an anonymous page that is still shared
+/// copy-on-write with another process before pinning it: every reader gets
+/// its own copy, so reading a tree's COW memory that way would multiply it.
+/// `/proc/PID/mem` takes plain references and leaves the sharing as it is,
+/// at some cost in speed; use it for pages mapped more than once.
+pub struct ProcMem {
+    pid: i32,
+    file: std::fs::File,
+}
+
+impl ProcMem {
+    /// Opens `/proc/PID/mem` for reading (the caller must be allowed to
+    /// ptrace `pid`).
+    pub fn open(pid: i32) -> Result<Self> {
+        let path = format!("/proc/{pid}/mem");
+        let file = std::fs::File::open(&path).map_err(|e| SysError::Call {
+            call: "open",
+            what: path,
+            errno: e.raw_os_error().unwrap_or(libc::EIO),
+        })?;
+        Ok(ProcMem { pid, file })
+    }
+
+    /// Reads `buf.len()` bytes at `addr`. Short reads are an error.
+    pub fn read(&self, addr: RemoteAddr, buf: &mut [u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file
+            .read_exact_at(buf, addr.0)
+            .map_err(|e| SysError::Call {
+                call: "pread",
+                what: format!("/proc/{}/mem at {:#x}", self.pid, addr.0),
+                errno: e.raw_os_error().unwrap_or(libc::EIO),
+            })
+    }
+}

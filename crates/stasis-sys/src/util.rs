@@ -320,6 +320,67 @@ pub fn map_trampoline(addr: u64, len: u64, code: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Maps fresh private anonymous memory at exactly `addr` (never over an
+/// existing mapping), readable and writable. The caller owns the area and
+/// fills it through raw addresses only.
+pub fn map_anon_at(addr: u64, len: u64) -> Result<()> {
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping, so
+    // no Rust object loses its memory.
+    let r = unsafe {
+        libc::mmap(
+            addr as *mut libc::c_void,
+            len as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    if r == libc::MAP_FAILED || r as u64 != addr {
+        return Err(SysError::last("mmap", format!("{len} bytes at {addr:#x}")));
+    }
+    Ok(())
+}
+
+/// munmap(2) of an area mapped by [`map_anon_at`].
+pub fn unmap(addr: u64, len: u64) {
+    // SAFETY: the caller mapped the area itself and no Rust object lives
+    // in it.
+    unsafe { libc::munmap(addr as *mut libc::c_void, len as usize) };
+}
+
+/// Reads `len` bytes at `offset` of `fd` into raw memory at `addr`, an
+/// area the caller mapped with [`map_anon_at`].
+pub fn pread_into(fd: RawFd, addr: u64, len: u64, offset: u64) -> Result<()> {
+    let mut done = 0u64;
+    while done < len {
+        // SAFETY: [addr, addr + len) is a writable mapping the caller owns
+        // and no Rust object lives in.
+        let n = unsafe {
+            libc::pread(
+                fd,
+                (addr + done) as *mut libc::c_void,
+                (len - done).min(1 << 30) as usize,
+                (offset + done) as i64,
+            )
+        };
+        if n <= 0 {
+            let what = format!("fd {fd} at {}", offset + done);
+            return Err(if n == 0 {
+                SysError::Call {
+                    call: "pread",
+                    what,
+                    errno: libc::EIO,
+                }
+            } else {
+                SysError::last("pread", what)
+            });
+        }
+        done += n as u64;
+    }
+    Ok(())
+}
+
 /// isatty(3).
 pub fn isatty(fd: RawFd) -> bool {
     // SAFETY: integer argument only.

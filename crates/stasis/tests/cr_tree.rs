@@ -203,6 +203,21 @@ fn plain_tree_shmem() {
 }
 
 #[test]
+fn plain_tree_cow() {
+    plain_tree(
+        "tree_cow",
+        &[],
+        Shape {
+            procs: 4,
+            zombies: 0,
+            groups: 1,
+            sessions: 1,
+            depth: 1,
+        },
+    );
+}
+
+#[test]
 fn plain_tree_offsets() {
     plain_tree(
         "tree_offsets",
@@ -369,6 +384,16 @@ fn cr_tree_shmem() {
         return;
     }
     cr_all_modes("tree_shmem", Spawn::default());
+}
+
+/// Private memory shared copy-on-write comes back shared (the workload
+/// checks its Shared_Dirty), with each process's own changes.
+#[test]
+fn cr_tree_cow() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("tree_cow", Spawn::default());
 }
 
 #[test]

@@ -5,7 +5,8 @@ use std::os::unix::fs::FileExt;
 
 use stasis_image::{self as img, MmState, PageRun, PagesWriter, Vma, VmaKind};
 use stasis_proc::{MapKind, PagemapEntry, SmapsEntry};
-use stasis_sys::{mem, RemoteAddr};
+use stasis_sys::mem::{self, ProcMem};
+use stasis_sys::RemoteAddr;
 
 use super::dedup::PageDedup;
 use super::PAGE;
@@ -233,6 +234,10 @@ pub fn find_syscall_insn(pid: i32, vmas: &[Vma]) -> Result<(RemoteAddr, u64), Du
 struct Extent {
     vaddr: u64,
     len: u64,
+    /// Pages not known to be mapped only here (COW-shared with another
+    /// process, or swapped): read through [`ProcMem`], which keeps the
+    /// sharing, instead of process_vm_readv, which would break it.
+    shared: bool,
 }
 
 /// Dumps every page that restore needs. Returns the runs and bytes written.
@@ -295,7 +300,7 @@ pub fn dump_pages(
     copy_private(pid, &private, pages, progress, &mut runs, &mut bytes)?;
     runs.sort_by_key(|r| r.vaddr);
     scan.dedup.register(&scan.new, &runs);
-    runs.extend(PageDedup::dup_runs(pid, &scan.dups)?);
+    runs.extend(scan.dedup.dup_runs(pid, &scan.dups)?);
     for v in &shared {
         let m = shmem
             .iter_mut()
@@ -367,11 +372,15 @@ fn scan_pagemap(
                 scan.new.push((addr, e.pfn()));
             }
             if wanted {
+                let shared = !(e.present() && e.exclusive());
                 match out.last_mut() {
-                    Some(last) if last.vaddr + last.len == addr => last.len += PAGE,
+                    Some(last) if last.vaddr + last.len == addr && last.shared == shared => {
+                        last.len += PAGE
+                    }
                     _ => out.push(Extent {
                         vaddr: addr,
                         len: PAGE,
+                        shared,
                     }),
                 }
             }
@@ -403,6 +412,7 @@ fn copy_private(
             cur.push(Extent {
                 vaddr: e.vaddr,
                 len: take,
+                shared: e.shared,
             });
             cur_len += take;
             e.vaddr += take;
@@ -418,19 +428,14 @@ fn copy_private(
     }
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Vec<Extent>, Vec<u8>), DumpError>>(1);
     let (ret_tx, ret_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let mut proc_mem = None;
     std::thread::scope(|s| {
         s.spawn(move || {
             for b in batches {
                 let len: u64 = b.iter().map(|e| e.len).sum();
                 let mut buf = ret_rx.try_recv().unwrap_or_default();
                 buf.resize(len as usize, 0);
-                let ranges: Vec<(RemoteAddr, usize)> = b
-                    .iter()
-                    .map(|e| (RemoteAddr(e.vaddr), e.len as usize))
-                    .collect();
-                let r = mem::read_ranges(pid, &ranges, &mut buf)
-                    .dump_ctx(pid, "read memory")
-                    .map(|_| (b, buf));
+                let r = read_batch(pid, &b, &mut buf, &mut proc_mem).map(|_| (b, buf));
                 let failed = r.is_err();
                 if tx.send(r).is_err() || failed {
                     return;
@@ -451,6 +456,42 @@ fn copy_private(
         }
         Ok(())
     })
+}
+
+/// Reads the extents of one batch back to back into `buf`: runs of
+/// exclusive pages with one process_vm_readv, shared ones through
+/// `/proc/PID/mem` (opened on first use).
+fn read_batch(
+    pid: i32,
+    batch: &[Extent],
+    buf: &mut [u8],
+    proc_mem: &mut Option<ProcMem>,
+) -> Result<(), DumpError> {
+    let mut off = 0usize;
+    for group in batch.chunk_by(|a, b| a.shared == b.shared) {
+        let len: usize = group.iter().map(|e| e.len as usize).sum();
+        let out = &mut buf[off..off + len];
+        if group[0].shared {
+            if proc_mem.is_none() {
+                *proc_mem = Some(ProcMem::open(pid).dump_ctx(pid, "open memory")?);
+            }
+            let m = proc_mem.as_ref().expect("opened above");
+            let mut at = 0usize;
+            for e in group {
+                m.read(RemoteAddr(e.vaddr), &mut out[at..at + e.len as usize])
+                    .dump_ctx(pid, "read shared memory")?;
+                at += e.len as usize;
+            }
+        } else {
+            let ranges: Vec<(RemoteAddr, usize)> = group
+                .iter()
+                .map(|e| (RemoteAddr(e.vaddr), e.len as usize))
+                .collect();
+            mem::read_ranges(pid, &ranges, out).dump_ctx(pid, "read memory")?;
+        }
+        off += len;
+    }
+    Ok(())
 }
 
 /// Copies the populated parts of the shmem object behind a shared

@@ -10,6 +10,7 @@
 //! device and hugetlbfs mappings, VM_IO/VM_PFNMAP areas and anything else
 //! restore could not rebuild.
 
+pub mod cow;
 pub mod dedup;
 pub mod dump;
 pub mod restore;

@@ -159,7 +159,10 @@ fn has_pages(v: &Vma, runs: &[PageRun]) -> bool {
     runs.get(i).is_some_and(|r| r.vaddr < v.end)
 }
 
-/// Everything from "unmap the old" to PR_SET_MM_MAP.
+/// Everything from "unmap the old" to PR_SET_MM_MAP. `inherited` holds
+/// the regions the process may have inherited copy-on-write, with the runs
+/// they were filled with (see [`super::cow`]).
+#[allow(clippy::too_many_arguments)]
 pub fn switch_memory(
     t: &Target,
     p: &Process,
@@ -168,6 +171,7 @@ pub fn switch_memory(
     files: &BTreeMap<(String, bool), i32>,
     shmem: &BTreeMap<u64, i32>,
     tramp: (u64, u64),
+    inherited: &BTreeMap<(u64, u64), &[PageRun]>,
 ) -> Result<(), RestoreError> {
     // 0. The fork inherited glibc's rseq registration of the restorer; the
     // kernel writes to that area on every return to user space, so it must
@@ -201,11 +205,26 @@ pub fn switch_memory(
         pid: t.pid,
         what: e.to_string(),
     })?;
+    // Regions inherited copy-on-write that this process has as a VMA of
+    // its own stay. (The premap may have merged with a neighbour in maps;
+    // munmap below cuts around it.)
+    let kept: BTreeMap<(u64, u64), &[PageRun]> = inherited
+        .iter()
+        .filter(|((s, e), _)| {
+            p.vmas
+                .iter()
+                .any(|v| v.start == *s && v.end == *e && super::cow::eligible(v))
+        })
+        .map(|(&k, &r)| (k, r))
+        .collect();
+    let keep: Vec<(u64, u64)> = kept.keys().copied().collect();
     for m in maps {
         if m.start == tramp.0 || m.path == "[vsyscall]" {
             continue;
         }
-        t.lcall("munmap", libc::SYS_munmap, &[m.start, m.end - m.start])?;
+        for (a, b) in super::cow::minus(m.start, m.end, &keep) {
+            t.lcall("munmap", libc::SYS_munmap, &[a, b - a])?;
+        }
     }
     // 2. Map every VMA.
     let mut fixups = Vec::new();
@@ -215,6 +234,12 @@ pub fn switch_memory(
         let len = v.end - v.start;
         let shared = v.flags & libc::MAP_SHARED as u32 != 0;
         let keep = v.flags & (libc::MAP_SHARED | libc::MAP_PRIVATE | libc::MAP_GROWSDOWN) as u32;
+        if kept.contains_key(&(v.start, v.end)) {
+            if v.prot != (libc::PROT_READ | libc::PROT_WRITE) as u32 {
+                fixups.push(v);
+            }
+            continue;
+        }
         let mut prot = v.prot;
         if has_pages(v, runs)
             && (prot & libc::PROT_WRITE as u32 == 0 || prot & libc::PROT_READ as u32 == 0)
@@ -277,8 +302,26 @@ pub fn switch_memory(
             &[ARCH_MAP_VDSO_64, at],
         )?;
     }
-    // 3. Pages, straight from the image file.
-    fill_pages(t, runs, pages_fd)?;
+    // 3. Pages, straight from the image file; in kept regions only those
+    // that differ from the inherited ones.
+    if kept.is_empty() {
+        fill_pages(t, runs, pages_fd)?;
+    } else {
+        let mut fill = super::cow::outside(runs, &keep);
+        for (&(s, e), src) in &kept {
+            let f = super::cow::fixup(src, runs, s, e);
+            for (a, b) in f.zero {
+                t.lcall(
+                    "madvise(MADV_DONTNEED)",
+                    libc::SYS_madvise,
+                    &[a, b - a, libc::MADV_DONTNEED as u64],
+                )?;
+            }
+            fill.extend(f.fill);
+        }
+        fill.sort_by_key(|r| r.vaddr);
+        fill_pages(t, &fill, pages_fd)?;
+    }
     // 4. Final protections, advice and names.
     for v in fixups {
         t.lcall(

@@ -25,6 +25,7 @@ use std::os::fd::RawFd;
 use stasis_image::Process;
 use stasis_sys::util;
 
+use crate::mm::cow::{self, Premap};
 use crate::tree::Node;
 use crate::{files, identity, trampoline};
 
@@ -38,6 +39,9 @@ pub struct ChildPlan<'a> {
     pub helpers: Vec<(String, i32)>,
     pub helper_base: RawFd,
     pub tramp_addr: u64,
+    /// Regions it maps and fills before forking its children, which
+    /// inherit them copy-on-write (see [`crate::mm::cow`]).
+    pub premaps: &'a [Premap],
 }
 
 /// What every new process shares.
@@ -53,16 +57,17 @@ pub struct Common<'a> {
     pub status_fd: RawFd,
     /// Read end of a pipe the restorer never writes (in the table).
     pub block_fd: RawFd,
+    /// Path of the image's pages file.
+    pub pages: &'a str,
 }
 
 /// Length of a status report header.
 pub const REPORT_HEADER: usize = 7;
 const MAX_MSG: usize = 480;
 
-fn report(fd: RawFd, pid: u32, result: &Result<(), String>) {
+fn report(fd: RawFd, pid: u32, result: &Result<String, String>) {
     let mut msg = match result {
-        Ok(()) => "",
-        Err(m) => m.as_str(),
+        Ok(m) | Err(m) => m.as_str(),
     };
     if msg.len() > MAX_MSG {
         msg = &msg[..msg.floor_char_boundary(MAX_MSG)];
@@ -75,8 +80,9 @@ fn report(fd: RawFd, pid: u32, result: &Result<(), String>) {
     let _ = util::write_all_raw(fd, &buf);
 }
 
-/// One status report: the image pid and the outcome.
-pub type Report = (u32, Result<(), String>);
+/// One status report: the image pid and the outcome, Ok with a note
+/// (see [`premap`]) or Err with the reason.
+pub type Report = (u32, Result<String, String>);
 
 /// Parses the reports in `buf`; returns them and the bytes consumed.
 pub fn parse_reports(buf: &[u8]) -> (Vec<Report>, usize) {
@@ -94,7 +100,7 @@ pub fn parse_reports(buf: &[u8]) -> (Vec<Report>, usize) {
         out.push((
             pid,
             if ok {
-                Ok(())
+                Ok(String::from_utf8_lossy(msg).into_owned())
             } else {
                 Err(String::from_utf8_lossy(msg).into_owned())
             },
@@ -186,7 +192,9 @@ fn fork_group_helper(c: &Common<'_>, pid: u32) -> Result<(), String> {
             // Hold nothing of the restorer's below the table (its end of
             // the block pipe above all), so the restorer's death is seen.
             let _ = util::close_range(0, (c.table_base - 1) as u32);
-            let r = util::setpgid_self().map_err(|e| format!("group helper {pid}: {e}"));
+            let r = util::setpgid_self()
+                .map(|()| String::new())
+                .map_err(|e| format!("group helper {pid}: {e}"));
             report(c.status_fd, pid, &r);
             let mut b = [0u8; 1];
             let _ = util::read_raw(c.block_fd, &mut b);
@@ -197,8 +205,10 @@ fn fork_group_helper(c: &Common<'_>, pid: u32) -> Result<(), String> {
     }
 }
 
-fn setup(c: &Common<'_>, plan: &ChildPlan<'_>) -> Result<(), String> {
+/// Sets the process up; Ok holds the note of [`premap`].
+fn setup(c: &Common<'_>, plan: &ChildPlan<'_>) -> Result<String, String> {
     let p = plan.process;
+    let note = premap(c.pages, plan.premaps);
     for &ci in &plan.node.early {
         fork_child(c, ci)?;
     }
@@ -245,7 +255,50 @@ fn setup(c: &Common<'_>, plan: &ChildPlan<'_>) -> Result<(), String> {
     }
     util::map_trampoline(plan.tramp_addr, trampoline::TRAMP_SIZE, &trampoline::CODE)
         .map_err(|e| e.to_string())?;
-    Ok(())
+    Ok(note)
+}
+
+/// Maps and fills `premaps` (before the children are forked). A region
+/// that cannot be placed (it collides with the restorer's own memory) or
+/// filled is left out: the memory switch then restores it the ordinary
+/// way, in every process that has it. Returns the note for the status
+/// report, [`cow::failed_note`] of the regions left out.
+fn premap(pages: &str, premaps: &[Premap]) -> String {
+    if premaps.is_empty() {
+        return String::new();
+    }
+    let Ok(fd) = util::open_raw(pages, libc::O_RDONLY | libc::O_CLOEXEC) else {
+        return cow::failed_note(&(0..premaps.len()).collect::<Vec<_>>());
+    };
+    let mut failed = Vec::new();
+    let mut placed = Vec::new();
+    for (i, m) in premaps.iter().enumerate() {
+        let len = m.end - m.start;
+        if util::map_anon_at(m.start, len).is_err() {
+            failed.push(i);
+            continue;
+        }
+        let filled = m
+            .runs
+            .iter()
+            .all(|r| util::pread_into(fd, r.vaddr, r.nr_pages * crate::mm::PAGE, r.offset).is_ok());
+        if filled {
+            placed.push(i);
+        } else {
+            util::unmap(m.start, len);
+            failed.push(i);
+        }
+    }
+    util::close_raw(fd);
+    let note = cow::failed_note(&failed);
+    if note.len() > MAX_MSG {
+        // Too many to list: leave them all out.
+        for i in placed {
+            util::unmap(premaps[i].start, premaps[i].end - premaps[i].start);
+        }
+        return cow::failed_note(&(0..premaps.len()).collect::<Vec<_>>());
+    }
+    note
 }
 
 /// The process's first terminal fd.

@@ -101,6 +101,8 @@ struct Live<'a> {
     helper_base: RawFd,
     file_fds: BTreeMap<(String, bool), RawFd>,
     tramp: u64,
+    /// Regions it inherited copy-on-write (see [`mm::cow`]).
+    inherited: BTreeMap<(u64, u64), &'a [PageRun]>,
 }
 
 pub fn restore(
@@ -139,9 +141,12 @@ pub fn restore(
         }
     }
     let pages = PagesReader::open(dir, inv.pages_file_size)?;
-    for pm in &image.pagemaps {
-        pages.verify(&pm.runs)?;
-    }
+    let runs: Vec<PageRun> = image
+        .pagemaps
+        .iter()
+        .flat_map(|pm| pm.runs.iter().cloned())
+        .collect();
+    pages.verify(&runs)?;
     if fault_point("restore-before-fork") {
         return Err(RestoreError::Injected("restore-before-fork"));
     }
@@ -177,7 +182,18 @@ pub fn restore(
     let helper_base = descs.end + shmem.len() as RawFd;
     table.1 = helper_base;
 
+    let pages_path = dir.join(img::PAGES_FILE).display().to_string();
     // Per-process plans.
+    let cow = mm::cow::plan(&image.processes, &image.pagemaps, &plan);
+    let premaps = cow.premaps.clone();
+    tracing::debug!(
+        "copy-on-write regions to premap: {:?}",
+        cow.premaps
+            .iter()
+            .flatten()
+            .map(|m| (m.start, m.end, m.runs.len()))
+            .collect::<Vec<_>>()
+    );
     let mut plans = Vec::with_capacity(image.processes.len());
     let mut file_fds = Vec::with_capacity(image.processes.len());
     let needed = files_by_table(&image.processes);
@@ -208,7 +224,11 @@ pub fn restore(
             is_root: i == plan.root,
             helpers,
             helper_base,
-            tramp_addr: trampoline::find_hole(&p.vmas)?,
+            tramp_addr: trampoline::find_hole(
+                &p.vmas,
+                &cow.visible[i].keys().copied().collect::<Vec<_>>(),
+            )?,
+            premaps: &premaps[i],
         });
     }
     let common = child::Common {
@@ -217,6 +237,7 @@ pub fn restore(
         table_base: base,
         status_fd,
         block_fd,
+        pages: &pages_path,
     };
 
     progress.phase("creating processes", 0);
@@ -269,7 +290,9 @@ pub fn restore(
     };
     // Our copies of the table are not needed any more.
     drop(table);
-    wait_reports(&status_r, image.processes.len() + plan.helpers.len())?;
+    let notes = wait_reports(&status_r, image.processes.len() + plan.helpers.len())?;
+    let mut cow = cow;
+    cow.apply_notes(&image.processes, &notes);
     // Inside a new namespace the tree's pids are not ours.
     let hosts = if opts.pidns {
         ns_pids(first)?
@@ -345,6 +368,7 @@ pub fn restore(
             helper_base,
             file_fds: std::mem::take(&mut file_fds[i]),
             tramp: plans[i].tramp_addr,
+            inherited: cow.inherited(i),
         };
         progress.phase("memory", 0);
         restore_process(&l, runs_of(p.pid), &shmem, &image.processes)?;
@@ -466,7 +490,9 @@ fn ns_pids(top: i32) -> Result<BTreeMap<u32, i32>, RestoreError> {
 
 /// Reads status reports until `n` processes are ready; the first failure
 /// (or every process gone) is an error.
-fn wait_reports(status_r: &impl AsRawFd, n: usize) -> Result<(), RestoreError> {
+/// Waits for `n` reports; returns the notes of those that had one, by pid.
+fn wait_reports(status_r: &impl AsRawFd, n: usize) -> Result<BTreeMap<u32, String>, RestoreError> {
+    let mut notes = BTreeMap::new();
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 4096];
     let mut ready = 0;
@@ -485,7 +511,12 @@ fn wait_reports(status_r: &impl AsRawFd, n: usize) -> Result<(), RestoreError> {
         buf.drain(..used);
         for (pid, r) in reports {
             match r {
-                Ok(()) => ready += 1,
+                Ok(note) => {
+                    ready += 1;
+                    if !note.is_empty() {
+                        notes.insert(pid, note);
+                    }
+                }
                 Err(what) => {
                     return Err(RestoreError::Failed {
                         pid: pid as i32,
@@ -495,7 +526,7 @@ fn wait_reports(status_r: &impl AsRawFd, n: usize) -> Result<(), RestoreError> {
             }
         }
     }
-    Ok(())
+    Ok(notes)
 }
 
 fn check_xstate(pid: i32, image: &Image) -> Result<(), RestoreError> {
@@ -652,6 +683,7 @@ fn restore_process(
         &l.file_fds,
         shmem,
         (tramp, tramp + trampoline::TRAMP_SIZE),
+        &l.inherited,
     )?;
     mm::restore::set_mm(t, p, exe_fd)?;
     signals::restore_sigactions(t, &p.sigactions)?;
