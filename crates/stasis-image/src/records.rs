@@ -458,6 +458,54 @@ pub enum FdKind {
     TimerFd = 7,
     /// epoll_create(2); registrations in `Fd::epoll`.
     Epoll = 8,
+    /// A unix domain socket; state in `Fd::unix`.
+    UnixSocket = 9,
+}
+
+/// A unix domain socket: its kind, name, connection, options and the
+/// messages waiting in its receive queue.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UnixSocket {
+    /// The socket's inode number (`socket:[INO]`), unique in the image.
+    #[prost(uint64, tag = "1")]
+    pub ino: u64,
+    /// SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET.
+    #[prost(int32, tag = "2")]
+    pub sock_type: i32,
+    /// listen(2) was called; `backlog` is its limit.
+    #[prost(bool, tag = "3")]
+    pub listening: bool,
+    #[prost(uint32, tag = "4")]
+    pub backlog: u32,
+    /// The address it bound itself to (sun_path bytes; a leading NUL is an
+    /// abstract name); empty when it did not bind.
+    #[prost(bytes = "vec", tag = "5")]
+    pub name: Vec<u8>,
+    /// The inode of the socket it is connected to (0: none). Both ends of a
+    /// pair name each other; a datagram socket may name a bound one that
+    /// does not name it back.
+    #[prost(uint64, tag = "6")]
+    pub peer_ino: u64,
+    /// Unread messages, oldest first (for SOCK_STREAM, one chunk of bytes).
+    #[prost(bytes = "vec", repeated, tag = "7")]
+    pub queue: Vec<Vec<u8>>,
+    /// Shutdown bits as sock_diag shows them: 1 receive, 2 send.
+    #[prost(uint32, tag = "8")]
+    pub shutdown: u32,
+    #[prost(bool, tag = "9")]
+    pub passcred: bool,
+    /// SO_SNDBUF and SO_RCVBUF as getsockopt returns them.
+    #[prost(uint32, tag = "10")]
+    pub sndbuf: u32,
+    #[prost(uint32, tag = "11")]
+    pub rcvbuf: u32,
+    /// Mode, owner and group of the socket file of a path name.
+    #[prost(uint32, tag = "12")]
+    pub file_mode: u32,
+    #[prost(uint32, tag = "13")]
+    pub uid: u32,
+    #[prost(uint32, tag = "14")]
+    pub gid: u32,
 }
 
 /// An eventfd's counter and mode.
@@ -541,6 +589,8 @@ pub struct Fd {
     /// For `Epoll`: what it watches.
     #[prost(message, repeated, tag = "14")]
     pub epoll: Vec<EpollEntry>,
+    #[prost(message, optional, tag = "15")]
+    pub unix: Option<UnixSocket>,
 }
 
 /// A pipe and the bytes buffered in it at dump time.

@@ -13,6 +13,8 @@ pub mod pidfd;
 pub mod probe;
 pub mod ptrace;
 pub mod remote;
+pub mod sockdiag;
+pub mod unixsock;
 pub mod util;
 
 pub use error::SysError;

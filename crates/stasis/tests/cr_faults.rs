@@ -32,13 +32,18 @@ fn stderr(o: &Output) -> String {
 }
 
 fn refused_dump_leaves_target_alone(kind: &str, expect: &str) {
+    refused_dump_with_args(&[kind], expect)
+}
+
+fn refused_dump_with_args(args: &[&str], expect: &str) {
     if !require_root() {
         return;
     }
+    let kind = args[0];
     let w = Workload::spawn_c(
         "refuse",
         Spawn {
-            args: vec![kind.into()],
+            args: args.iter().map(|a| a.to_string()).collect(),
             ..Default::default()
         },
     );
@@ -80,7 +85,25 @@ fn refused_dump_leaves_target_alone(kind: &str, expect: &str) {
 
 #[test]
 fn refuse_socket() {
-    refused_dump_leaves_target_alone("socket", "is a socket");
+    refused_dump_leaves_target_alone("socket", "AF_INET");
+}
+
+/// A unix socket connected to a listener outside the tree (here, this
+/// test's own) is refused, naming the holder.
+#[test]
+fn refuse_unix_peer_outside() {
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("stasis-outside-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).expect("name");
+    let listener = std::os::unix::net::UnixListener::bind_addr(&addr).expect("listen");
+    // Accept the workload's connection (it connects before READY) while
+    // the dump runs, so its peer is held here.
+    let t = std::thread::spawn(move || listener.accept().map(|c| (c, listener)));
+    refused_dump_with_args(
+        &["unix-outside", &name],
+        &format!("held by pid {}", std::process::id()),
+    );
+    let _ = t.join();
 }
 
 #[test]
@@ -219,7 +242,7 @@ fn refused_tree(kind: &str, expect: &str) {
 
 #[test]
 fn refuse_socket_in_a_child() {
-    refused_tree("child-socket", "is a socket");
+    refused_tree("child-socket", "AF_INET");
 }
 
 #[test]

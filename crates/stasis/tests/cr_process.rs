@@ -141,3 +141,61 @@ fn cr_events() {
     }
     cr_all_modes("events", Spawn::default());
 }
+
+#[test]
+fn plain_unix() {
+    plain_run("unix", Spawn::default());
+}
+
+/// Unix sockets of every type, paired, listening and bound, with queued
+/// data, shutdown and options (see workloads/unix.c).
+#[test]
+fn cr_unix() {
+    if !require_root() {
+        return;
+    }
+    // Not PidNs: that mode restores a copy while the original runs, and
+    // the copy's listener path is the original's (see the next test).
+    cr_modes(
+        "unix",
+        Spawn::default(),
+        &[Mode::KillRestore, Mode::LeaveRunning, Mode::RestoreTwice],
+    );
+}
+
+/// A restore whose listener path is held by a live socket (the original,
+/// left running) is refused before anything runs, naming the path; the
+/// original is untouched.
+#[test]
+fn unix_path_in_use_is_refused() {
+    if !require_root() {
+        return;
+    }
+    let w = Workload::spawn_c("unix", Spawn::default());
+    let img = w.dir.join("img");
+    let out = stasis(&[
+        "dump",
+        "-t",
+        &w.pid.to_string(),
+        "-D",
+        img.to_str().expect("utf-8"),
+        "--leave-running",
+    ]);
+    assert!(out.status.success(), "dump: {out:?}");
+    let out = stasis(&[
+        "restore",
+        "-D",
+        img.to_str().expect("utf-8"),
+        "-d",
+        "--pidns",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "restore should fail: {err}");
+    assert!(
+        err.contains("l.sock") && err.contains("in use"),
+        "unclear error: {err}"
+    );
+    if let Err(e) = w.terminate_and_verdict() {
+        panic!("original after the refused restore: {e}");
+    }
+}

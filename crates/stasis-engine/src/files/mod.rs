@@ -29,6 +29,7 @@ pub mod epoll;
 pub mod eventfd;
 pub mod signalfd;
 pub mod timerfd;
+pub mod unix;
 
 /// Character devices that are reopened by path.
 const SIMPLE_DEVICES: [&str; 6] = [
@@ -72,6 +73,10 @@ pub struct FileTable {
     /// Inode -> descriptions seen with it: (pid, fd, record).
     by_ino: BTreeMap<u64, Vec<(i32, Fd)>>,
     next_desc: u32,
+    /// Unix sockets of our network namespace (sock_diag), read once.
+    unix_diag: Option<std::collections::HashMap<u32, stasis_sys::sockdiag::UnixDiag>>,
+    /// Unix sockets of the tree: inode -> (pid, fd, record).
+    unix: BTreeMap<u64, (i32, i32, stasis_image::UnixSocket)>,
 }
 
 impl FileTable {
@@ -158,8 +163,19 @@ impl FileTable {
             }
             return Ok(());
         }
-        if link.starts_with("socket:[") {
-            return Err(refuse("a socket, which stasis cannot checkpoint yet"));
+        if let Some(rest) = link.strip_prefix("socket:[") {
+            let ino: u64 = rest.trim_end_matches(']').parse().unwrap_or(0);
+            if self.unix_diag.is_none() {
+                let d = stasis_sys::sockdiag::unix_sockets()
+                    .map_err(|e| refuse(&format!("a socket, and sock_diag failed: {e}")))?;
+                self.unix_diag = Some(d);
+            }
+            let diag = self.unix_diag.as_ref().expect("read above");
+            unix::dump(pid, fd, ino, diag).map_err(|what| refuse(&what))?;
+            if let Some(u) = &fd.unix {
+                self.unix.insert(ino, (pid, n, u.clone()));
+            }
+            return Ok(());
         }
         if link == "anon_inode:[io_uring]" {
             return Err(refuse(
@@ -251,6 +267,25 @@ impl FileTable {
                 });
             }
         }
+        if let Err((pid, what, peer)) = unix::check_peers(&self.unix) {
+            let holder = (peer != 0)
+                .then(|| {
+                    let want = BTreeMap::from([(format!("socket:[{peer}]"), peer)]);
+                    find_outside_holder(tree, &want)
+                })
+                .flatten();
+            let whose = match holder {
+                Some((other, _)) => {
+                    format!(", held by pid {other}, which is outside the checkpointed tree")
+                }
+                None if peer != 0 => ", which no process of the tree holds".into(),
+                None => String::new(),
+            };
+            return Err(DumpError::Refused {
+                pid,
+                what: format!("{what}{whose}; stasis cannot restore that connection"),
+            });
+        }
         Ok(self.pipes.into_values().collect())
     }
 }
@@ -319,6 +354,7 @@ fn find_outside_holder(tree: &[i32], want: &BTreeMap<String, u64>) -> Option<(i3
 /// Checks, before anything is created, that every file an fd needs is
 /// there and unchanged (see the module doc).
 pub fn check_files(p: &Process) -> Result<(), RestoreError> {
+    unix::check_paths(p)?;
     for fd in &p.fds {
         let kind = FdKind::try_from(fd.kind).unwrap_or(FdKind::Regular);
         if !matches!(kind, FdKind::Regular | FdKind::Directory | FdKind::CharDev) {
@@ -424,6 +460,8 @@ impl Descriptions {
             ends.insert(pipe.ino, [Some(r), Some(w)]);
         }
         let mut opened = Vec::new();
+        let mut socks = unix::Sockets::new(procs, end);
+        let mut sock_at: BTreeMap<u64, RawFd> = BTreeMap::new();
         let result = (|| {
             for (at, pid, i) in keys.values() {
                 let p = procs.iter().find(|p| p.pid == *pid).expect("planned");
@@ -469,6 +507,13 @@ impl Descriptions {
                     FdKind::SignalFd => signalfd::open(fd).map_err(what)?,
                     FdKind::TimerFd => timerfd::open(fd).map_err(what)?,
                     FdKind::Epoll => epoll::open(fd).map_err(what)?,
+                    FdKind::UnixSocket => {
+                        let s = socks.open(fd).map_err(what)?;
+                        if let Some(u) = &fd.unix {
+                            sock_at.insert(u.ino, *at);
+                        }
+                        lift(s)?
+                    }
                     FdKind::Regular | FdKind::Directory | FdKind::CharDev => {
                         util::open_raw(&fd.path, (fd.flags as i32 & OPEN_FLAGS) | libc::O_NOCTTY)
                             .map_err(what)?
@@ -483,8 +528,12 @@ impl Descriptions {
                     util::seek_to(*at, fd.pos).map_err(what)?;
                 }
             }
-            Ok(())
+            socks.finish(&sock_at).map_err(|e| RestoreError::Failed {
+                pid: 0,
+                what: format!("unix sockets: {e}"),
+            })
         })();
+        socks.close_pending();
         // Pipe ends no fd uses are not needed (a pipe whose reader had
         // gone stays without one).
         for e in ends.values().flatten().flatten() {

@@ -409,8 +409,14 @@ pub fn plain_run(name: &str, opts: Spawn) {
 /// [`cr_cycle`] in every mode of [`ALL_MODES`], each with a fresh workload.
 /// All modes run even if one fails; the panic lists every failing mode.
 pub fn cr_all_modes(name: &str, opts: Spawn) {
+    cr_modes(name, opts, &ALL_MODES);
+}
+
+/// [`cr_cycle`] in each of `modes`, each with a fresh workload. All modes
+/// run even if one fails; the panic lists every failing mode.
+pub fn cr_modes(name: &str, opts: Spawn, modes: &[Mode]) {
     let mut failures = Vec::new();
-    for mode in ALL_MODES {
+    for &mode in modes {
         let o = opts.clone();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cr_cycle(name, o, mode)));
         if let Err(e) = r {
@@ -422,7 +428,7 @@ pub fn cr_all_modes(name: &str, opts: Spawn) {
         failures.is_empty(),
         "{} of {} modes failed:\n{}",
         failures.len(),
-        ALL_MODES.len(),
+        modes.len(),
         failures.join("\n")
     );
 }

@@ -4,6 +4,8 @@
 #include "wl.h"
 #include <sys/inotify.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <linux/io_uring.h>
 #include <fcntl.h>
@@ -19,6 +21,14 @@ int main(int argc, char **argv)
 
 	if (!strcmp(kind, "socket")) {
 		SYS(fd = socket(AF_INET, SOCK_STREAM, 0));
+	} else if (!strcmp(kind, "unix-outside")) {
+		/* argv[2]: abstract name of a listener outside the tree. */
+		struct sockaddr_un a = { .sun_family = AF_UNIX };
+		socklen_t l = offsetof(struct sockaddr_un, sun_path) + 1 +
+			      snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "%s", argc > 2 ? argv[2] : "");
+
+		SYS(fd = socket(AF_UNIX, SOCK_STREAM, 0));
+		SYS(connect(fd, (struct sockaddr *)&a, l));
 	} else if (!strcmp(kind, "inotify")) {
 		SYS(fd = inotify_init1(0));
 		SYS(inotify_add_watch(fd, ".", IN_CREATE));
@@ -32,7 +42,9 @@ int main(int argc, char **argv)
 	wl_note("holding a %s at fd %d", kind, fd);
 	wl_ready();
 	wl_wait();
-	if (!strcmp(kind, "socket")) {
+	if (!strcmp(kind, "unix-outside")) {
+		CHECK(send(fd, "x", 1, MSG_NOSIGNAL) == 1, "unix socket broken: %s", strerror(errno));
+	} else if (!strcmp(kind, "socket")) {
 		struct sockaddr_in a;
 		socklen_t l = sizeof(a);
 		CHECK(getsockname(fd, (struct sockaddr *)&a, &l) == 0, "getsockname: %s", strerror(errno));

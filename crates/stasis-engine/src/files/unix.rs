@@ -1,0 +1,428 @@
+//! Unix domain sockets: stream, datagram and seqpacket.
+//!
+//! Dump reads each socket through a handle from pidfd_getfd(2) and
+//! sock_diag(7): its type, the name it bound itself to, its peer, listen
+//! state and backlog, shutdown bits, SO_PASSCRED and buffer sizes, and
+//! its receive queue, copied with MSG_PEEK (walking it with SO_PEEK_OFF,
+//! put back afterwards), so the target loses nothing. Both ends of a
+//! connection must be in the tree; a peer outside it, a listener with
+//! connections not yet accepted, and descriptors in flight (SCM_RIGHTS)
+//! are refused.
+//!
+//! Restore makes each connected pair with socketpair(2) and refills each
+//! end's queue from the other end, message by message; a listener is bound
+//! to its path again (a stale socket file left by the dumped process is
+//! replaced) and listens; a datagram socket connected to a bound one is
+//! connected to that name once every socket exists, and a bound datagram
+//! socket's queue is refilled by sending to its name.
+//!
+//! Not kept: the sender address and credentials of queued datagrams (the
+//! restorer sends them), and the name a connected stream socket got from
+//! its listener when it was accepted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::{AsRawFd, RawFd};
+
+use stasis_image::{Fd, FdKind, Process, UnixSocket};
+use stasis_sys::sockdiag::UnixDiag;
+use stasis_sys::unixsock::{self as us, PeekError};
+use stasis_sys::{pidfd, RemoteFd, SysError};
+
+use crate::error::RestoreError;
+
+/// Largest receive queue copied, per socket.
+const MAX_QUEUE: usize = 64 << 20;
+const TCP_LISTEN: u8 = 10;
+
+fn family_name(f: i32) -> String {
+    match f {
+        libc::AF_INET => "an AF_INET (TCP/UDP over IPv4) socket".into(),
+        libc::AF_INET6 => "an AF_INET6 (TCP/UDP over IPv6) socket".into(),
+        libc::AF_NETLINK => "a netlink socket".into(),
+        libc::AF_PACKET => "a packet socket".into(),
+        f => format!("a socket of address family {f}"),
+    }
+}
+
+fn display(name: &[u8]) -> String {
+    match name.split_first() {
+        Some((0, rest)) => format!("@{}", String::from_utf8_lossy(rest)),
+        _ => String::from_utf8_lossy(name).into_owned(),
+    }
+}
+
+/// Fills `fd` (link `socket:[ino]`) of `pid`, or says why it cannot be
+/// checkpointed. `diag` lists the unix sockets of our network namespace.
+pub fn dump(pid: i32, fd: &mut Fd, ino: u64, diag: &HashMap<u32, UnixDiag>) -> Result<(), String> {
+    let pfd = pidfd::pidfd_open(pid).map_err(|e| e.to_string())?;
+    let h = pidfd::pidfd_getfd(&pfd, pid, RemoteFd(fd.fd)).map_err(|e| e.to_string())?;
+    let h = h.as_raw_fd();
+    let family = us::get_int(h, libc::SOL_SOCKET, libc::SO_DOMAIN).map_err(|e| e.to_string())?;
+    if family != libc::AF_UNIX {
+        return Err(format!(
+            "{}, which stasis cannot checkpoint yet",
+            family_name(family)
+        ));
+    }
+    let d = diag.get(&(ino as u32)).ok_or_else(|| {
+        format!(
+            "unix socket:[{ino}], which sock_diag does not list (in another network namespace?)"
+        )
+    })?;
+    let listening = d.state == TCP_LISTEN;
+    if listening && (!d.icons.is_empty() || d.rqueue > 0) {
+        return Err(format!(
+            "a listening unix socket with {} connection(s) not yet accepted, which stasis cannot restore yet",
+            d.icons.len().max(d.rqueue as usize)
+        ));
+    }
+    const TCP_ESTABLISHED: u8 = 1;
+    if d.state == TCP_ESTABLISHED && d.peer == 0 {
+        return Err(
+            "a unix socket connected to a socket no process holds (a connection its listener has not accepted, or a closed peer), which stasis cannot restore yet"
+                .into(),
+        );
+    }
+    let sock_type = i32::from(d.sock_type);
+    let mut u = UnixSocket {
+        ino,
+        sock_type,
+        listening,
+        backlog: if listening { d.wqueue } else { 0 },
+        peer_ino: u64::from(d.peer),
+        shutdown: u32::from(d.shutdown),
+        ..Default::default()
+    };
+    if let Some(name) = d.name.as_ref().filter(|n| !n.is_empty()) {
+        bound_name(pid, &mut u, name, d, diag)?;
+    }
+    let opt = |o: i32| us::get_int(h, libc::SOL_SOCKET, o).map_err(|e| e.to_string());
+    u.passcred = opt(libc::SO_PASSCRED)? != 0;
+    u.sndbuf = opt(libc::SO_SNDBUF)? as u32;
+    u.rcvbuf = opt(libc::SO_RCVBUF)? as u32;
+    if !listening {
+        u.queue = us::peek_queue(h, sock_type == libc::SOCK_STREAM, MAX_QUEUE).map_err(|e| match e {
+            PeekError::Rights => "a unix socket with descriptors in flight (SCM_RIGHTS messages not yet received), which stasis cannot checkpoint yet".to_string(),
+            PeekError::Sys(e) => format!("a unix socket whose queue cannot be copied: {e}"),
+        })?;
+    }
+    fd.kind = FdKind::UnixSocket as i32;
+    fd.path = format!("socket:[{ino}]");
+    fd.unix = Some(u);
+    Ok(())
+}
+
+/// Records the name the socket bound itself to (not one it got by being
+/// accepted from a bound listener), with its socket file's mode and owner.
+fn bound_name(
+    pid: i32,
+    u: &mut UnixSocket,
+    name: &[u8],
+    d: &UnixDiag,
+    diag: &HashMap<u32, UnixDiag>,
+) -> Result<(), String> {
+    // A connection accepted from a listener carries the listener's name
+    // (and, for a path, its file).
+    let accepted = !u.listening
+        && u.sock_type != libc::SOCK_DGRAM
+        && diag
+            .values()
+            .any(|o| o.state == TCP_LISTEN && o.name.as_deref() == Some(name));
+    if accepted {
+        return Ok(());
+    }
+    if name[0] == 0 {
+        u.name = name.to_vec();
+        return Ok(());
+    }
+    let Some((_, vfs_ino)) = d.vfs else {
+        return Ok(());
+    };
+    let path = String::from_utf8_lossy(name.split(|b| *b == 0).next().unwrap_or(b"")).into_owned();
+    let abs = if path.starts_with('/') {
+        path.clone()
+    } else {
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).map_err(|e| e.to_string())?;
+        cwd.join(&path).display().to_string()
+    };
+    let st = nix::sys::stat::lstat(abs.as_str())
+        .ok()
+        .filter(|st| st.st_ino as u32 == vfs_ino);
+    let Some(st) = st else {
+        return Err(format!(
+            "a unix socket bound to {path}, whose socket file is gone or was replaced, which stasis cannot restore yet"
+        ));
+    };
+    u.name = abs.into_bytes();
+    u.file_mode = st.st_mode & 0o7777;
+    u.uid = st.st_uid;
+    u.gid = st.st_gid;
+    Ok(())
+}
+
+/// Checks the connections of the tree's sockets (`socks`: inode -> pid,
+/// fd, record): a peer must be in the tree, and a datagram socket's
+/// one-way peer must have a name to connect to again. Returns the peer
+/// that is not, with the socket that names it.
+pub fn check_peers(
+    socks: &BTreeMap<u64, (i32, i32, UnixSocket)>,
+) -> Result<(), (i32, String, u64)> {
+    for (pid, fd, u) in socks.values() {
+        if u.peer_ino == 0 {
+            continue;
+        }
+        let Some((_, _, peer)) = socks.get(&u.peer_ino) else {
+            return Err((
+                *pid,
+                format!(
+                    "fd {fd} is a unix socket connected to socket:[{}]",
+                    u.peer_ino
+                ),
+                u.peer_ino,
+            ));
+        };
+        if peer.peer_ino != u.ino && peer.name.is_empty() {
+            return Err((
+                *pid,
+                format!(
+                    "fd {fd} is a unix datagram socket connected to socket:[{}], which has no name to connect to again",
+                    u.peer_ino
+                ),
+                0,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Before anything is created: the path a socket binds to again must be
+/// free. A socket file nobody listens on (left by the dumped process) is
+/// removed; anything else there is refused, as is a missing directory.
+pub fn check_paths(p: &Process) -> Result<(), RestoreError> {
+    for fd in &p.fds {
+        let Some(u) = fd
+            .unix
+            .as_ref()
+            .filter(|u| u.name.first().is_some_and(|b| *b != 0))
+        else {
+            continue;
+        };
+        let path = String::from_utf8_lossy(&u.name).into_owned();
+        let refuse = |why: String| {
+            RestoreError::Refused(format!(
+                "pid {} fd {}: unix socket path {path} {why}",
+                p.pid, fd.fd
+            ))
+        };
+        let parent = std::path::Path::new(&path)
+            .parent()
+            .unwrap_or(std::path::Path::new("/"));
+        if !parent.is_dir() {
+            return Err(refuse(format!(
+                "cannot be bound: its directory {} is missing",
+                parent.display()
+            )));
+        }
+        let Ok(st) = nix::sys::stat::lstat(path.as_str()) else {
+            continue; // free
+        };
+        if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+            return Err(refuse("is taken by a file that is not a socket".into()));
+        }
+        // Live if a socket of ours owns that file (asked of sock_diag, not
+        // by connecting, which would queue a connection at a live
+        // listener).
+        let diag = stasis_sys::sockdiag::unix_sockets().map_err(|e| refuse(e.to_string()))?;
+        let live = diag
+            .values()
+            .any(|d| d.vfs.is_some_and(|(_, ino)| ino == st.st_ino as u32));
+        if live {
+            return Err(refuse("is in use by another socket".into()));
+        }
+        std::fs::remove_file(&path)
+            .map_err(|e| refuse(format!("holds a stale socket that cannot be removed: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Restore side: creates the sockets of the image, pairs together.
+#[derive(Default)]
+pub struct Sockets<'a> {
+    by_ino: BTreeMap<u64, &'a UnixSocket>,
+    /// The other end of a pair already made: inode -> its descriptor.
+    pending: BTreeMap<u64, RawFd>,
+    /// Pending ends are kept at or above this number (out of the way of
+    /// the description table being filled).
+    min_fd: RawFd,
+}
+
+impl<'a> Sockets<'a> {
+    pub fn new(procs: &'a [Process], min_fd: RawFd) -> Self {
+        let by_ino = procs
+            .iter()
+            .flat_map(|p| p.fds.iter())
+            .filter_map(|f| f.unix.as_ref())
+            .map(|u| (u.ino, u))
+            .collect();
+        Sockets {
+            by_ino,
+            pending: BTreeMap::new(),
+            min_fd,
+        }
+    }
+
+    /// The socket of `fd`, made (with its pair, if any), named, filled and
+    /// set up. Datagram connections to a bound socket and the queues of
+    /// bound datagram sockets wait for [`Self::finish`].
+    pub fn open(&mut self, fd: &Fd) -> Result<RawFd, SysError> {
+        let u = fd.unix.as_ref().ok_or_else(|| missing(fd))?;
+        if let Some(s) = self.pending.remove(&u.ino) {
+            return Ok(s);
+        }
+        let mutual = self
+            .by_ino
+            .get(&u.peer_ino)
+            .filter(|p| p.peer_ino == u.ino)
+            .copied();
+        if let Some(peer) = mutual {
+            let (a, b) = us::socketpair(u.sock_type)?;
+            set_up(a, u)?;
+            set_up(b, peer)?;
+            for (me, other) in [(u, b), (peer, a)] {
+                // My queue holds what the other end sent.
+                for m in &me.queue {
+                    us::send(other, m, None)?;
+                }
+            }
+            for (s, me) in [(a, u), (b, peer)] {
+                shut(s, me)?;
+            }
+            let up = stasis_sys::util::dup_above(b, self.min_fd);
+            stasis_sys::util::close_raw(b);
+            self.pending.insert(peer.ino, up?);
+            return Ok(a);
+        }
+        let s = us::socket(u.sock_type)?;
+        set_up(s, u)?;
+        if u.listening {
+            us::listen(s, u.backlog as i32)?;
+        }
+        Ok(s)
+    }
+
+    /// Once every socket exists (`at`: inode -> its descriptor): connects
+    /// one-way datagram sockets and refills the queues of unpaired
+    /// sockets, then applies their shutdown bits.
+    pub fn finish(&self, at: &BTreeMap<u64, RawFd>) -> Result<(), SysError> {
+        for (ino, &s) in at {
+            let Some(u) = self.by_ino.get(ino) else {
+                continue;
+            };
+            let paired = self
+                .by_ino
+                .get(&u.peer_ino)
+                .is_some_and(|p| p.peer_ino == u.ino);
+            if paired {
+                continue;
+            }
+            if let Some(peer) = self.by_ino.get(&u.peer_ino) {
+                us::connect(s, &peer.name)?;
+            }
+            if !u.queue.is_empty() {
+                if u.name.is_empty() {
+                    return Err(SysError::Call {
+                        call: "send",
+                        what: format!(
+                            "socket:[{ino}] has queued messages but no name to send them to"
+                        ),
+                        errno: libc::EDESTADDRREQ,
+                    });
+                }
+                let tmp = us::socket(libc::SOCK_DGRAM)?;
+                let r = u
+                    .queue
+                    .iter()
+                    .try_for_each(|m| us::send(tmp, m, Some(&u.name)));
+                stasis_sys::util::close_raw(tmp);
+                r?;
+            }
+            shut(s, u)?;
+        }
+        Ok(())
+    }
+
+    /// Closes pair ends no fd took (there are none in a consistent image).
+    pub fn close_pending(&mut self) {
+        for (_, s) in std::mem::take(&mut self.pending) {
+            stasis_sys::util::close_raw(s);
+        }
+    }
+}
+
+fn missing(fd: &Fd) -> SysError {
+    SysError::Call {
+        call: "socket",
+        what: format!("fd {}: no socket state in the image", fd.fd),
+        errno: libc::EINVAL,
+    }
+}
+
+/// Options and name of a new socket (before its queue is filled).
+fn set_up(s: RawFd, u: &UnixSocket) -> Result<(), SysError> {
+    if u.sndbuf != 0 {
+        // getsockopt reports twice what was set.
+        us::set_int(
+            s,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUFFORCE,
+            (u.sndbuf / 2) as i32,
+        )?;
+    }
+    if u.rcvbuf != 0 {
+        us::set_int(
+            s,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (u.rcvbuf / 2) as i32,
+        )?;
+    }
+    if u.passcred {
+        us::set_int(s, libc::SOL_SOCKET, libc::SO_PASSCRED, 1)?;
+    }
+    if !u.name.is_empty() {
+        us::bind(s, &u.name)?;
+        if u.name[0] != 0 {
+            let path = String::from_utf8_lossy(&u.name).into_owned();
+            let c = std::ffi::CString::new(path.clone()).map_err(|_| SysError::Call {
+                call: "chmod",
+                what: path.clone(),
+                errno: libc::EINVAL,
+            })?;
+            // SAFETY: `c` is a valid path; plain chmod/lchown.
+            let r = unsafe {
+                libc::chmod(c.as_ptr(), u.file_mode) | libc::lchown(c.as_ptr(), u.uid, u.gid)
+            };
+            if r != 0 {
+                return Err(SysError::Call {
+                    call: "chmod/chown",
+                    what: display(&u.name),
+                    errno: std::io::Error::last_os_error()
+                        .raw_os_error()
+                        .unwrap_or(libc::EIO),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Shuts down what was shut down: bit 1 receive, bit 2 send.
+fn shut(s: RawFd, u: &UnixSocket) -> Result<(), SysError> {
+    let how = match u.shutdown & 3 {
+        1 => libc::SHUT_RD,
+        2 => libc::SHUT_WR,
+        3 => libc::SHUT_RDWR,
+        _ => return Ok(()),
+    };
+    us::shutdown(s, how)
+}

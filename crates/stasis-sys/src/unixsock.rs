@@ -1,0 +1,286 @@
+//! Unix domain socket calls on raw descriptors: the options, addresses and
+//! queue reads that checkpointing a unix socket needs, and the calls that
+//! rebuild one.
+
+use std::os::fd::RawFd;
+
+use crate::error::{Result, SysError};
+
+fn check(r: libc::c_int, call: &'static str, what: impl FnOnce() -> String) -> Result<libc::c_int> {
+    if r < 0 {
+        Err(SysError::last(call, what()))
+    } else {
+        Ok(r)
+    }
+}
+
+/// getsockopt(2) of an int option.
+pub fn get_int(fd: RawFd, level: i32, opt: i32) -> Result<i32> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v` and `len` are valid for the kernel to write.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            opt,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    check(r, "getsockopt", || format!("fd {fd} option {opt}"))?;
+    Ok(v)
+}
+
+/// setsockopt(2) of an int option.
+pub fn set_int(fd: RawFd, level: i32, opt: i32, v: i32) -> Result<()> {
+    // SAFETY: `v` lives across the call; the length matches.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            opt,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    check(r, "setsockopt", || format!("fd {fd} option {opt} = {v}")).map(drop)
+}
+
+/// A sockaddr_un for `name` (sun_path bytes; abstract if it starts with
+/// NUL) and its length.
+fn addr(name: &[u8]) -> Result<(libc::sockaddr_un, libc::socklen_t)> {
+    // SAFETY: sockaddr_un is plain old data; all zeros is valid.
+    let mut a: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if name.len() >= a.sun_path.len() {
+        return Err(SysError::Call {
+            call: "bind",
+            what: format!("socket name of {} bytes", name.len()),
+            errno: libc::ENAMETOOLONG,
+        });
+    }
+    a.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in a.sun_path.iter_mut().zip(name) {
+        *d = *s as libc::c_char;
+    }
+    // A path name counts its terminating NUL; an abstract one is exact.
+    let extra = usize::from(name.first() != Some(&0));
+    let len = std::mem::size_of::<libc::sa_family_t>() + name.len() + extra;
+    Ok((a, len as libc::socklen_t))
+}
+
+fn display(name: &[u8]) -> String {
+    match name.split_first() {
+        Some((0, rest)) => format!("@{}", String::from_utf8_lossy(rest)),
+        _ => String::from_utf8_lossy(name).into_owned(),
+    }
+}
+
+/// socket(AF_UNIX, `ty` | SOCK_CLOEXEC).
+pub fn socket(ty: i32) -> Result<RawFd> {
+    // SAFETY: plain socket(2).
+    let r = unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) };
+    check(r, "socket", || format!("AF_UNIX type {ty}"))
+}
+
+/// socketpair(AF_UNIX, `ty` | SOCK_CLOEXEC).
+pub fn socketpair(ty: i32) -> Result<(RawFd, RawFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    let r =
+        unsafe { libc::socketpair(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) };
+    check(r, "socketpair", || format!("AF_UNIX type {ty}"))?;
+    Ok((fds[0], fds[1]))
+}
+
+/// bind(2) to `name`.
+pub fn bind(fd: RawFd, name: &[u8]) -> Result<()> {
+    let (a, len) = addr(name)?;
+    // SAFETY: `a` is a valid sockaddr_un of `len` bytes.
+    let r = unsafe { libc::bind(fd, (&a as *const libc::sockaddr_un).cast(), len) };
+    check(r, "bind", || display(name)).map(drop)
+}
+
+/// connect(2) to `name`.
+pub fn connect(fd: RawFd, name: &[u8]) -> Result<()> {
+    let (a, len) = addr(name)?;
+    // SAFETY: `a` is a valid sockaddr_un of `len` bytes.
+    let r = unsafe { libc::connect(fd, (&a as *const libc::sockaddr_un).cast(), len) };
+    check(r, "connect", || display(name)).map(drop)
+}
+
+/// listen(2).
+pub fn listen(fd: RawFd, backlog: i32) -> Result<()> {
+    // SAFETY: integer arguments only.
+    let r = unsafe { libc::listen(fd, backlog) };
+    check(r, "listen", || format!("fd {fd}")).map(drop)
+}
+
+/// shutdown(2).
+pub fn shutdown(fd: RawFd, how: i32) -> Result<()> {
+    // SAFETY: integer arguments only.
+    let r = unsafe { libc::shutdown(fd, how) };
+    check(r, "shutdown", || format!("fd {fd}")).map(drop)
+}
+
+/// Sends `data` as one message (or, on a stream, all of it), to `to` if
+/// given. Never blocks: a full queue is an error.
+pub fn send(fd: RawFd, data: &[u8], to: Option<&[u8]>) -> Result<()> {
+    let mut done = 0;
+    loop {
+        let rest = &data[done..];
+        let n = match to {
+            Some(name) => {
+                let (a, len) = addr(name)?;
+                // SAFETY: `rest` and `a` are valid for the call.
+                unsafe {
+                    libc::sendto(
+                        fd,
+                        rest.as_ptr().cast(),
+                        rest.len(),
+                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                        (&a as *const libc::sockaddr_un).cast(),
+                        len,
+                    )
+                }
+            }
+            // SAFETY: `rest` is valid for reads of its length.
+            None => unsafe {
+                libc::send(
+                    fd,
+                    rest.as_ptr().cast(),
+                    rest.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            },
+        };
+        if n < 0 {
+            return Err(SysError::last(
+                "send",
+                format!("{} bytes on fd {fd}", rest.len()),
+            ));
+        }
+        done += n as usize;
+        if done >= data.len() {
+            return Ok(());
+        }
+    }
+}
+
+/// Why a queue could not be read.
+#[derive(Debug)]
+pub enum PeekError {
+    /// A message carries descriptors (SCM_RIGHTS).
+    Rights,
+    Sys(SysError),
+}
+
+/// Copies the receive queue of `fd` without consuming it: for a stream
+/// socket the bytes as one chunk, else each message. Uses SO_PEEK_OFF,
+/// restored to its old value (`-1`, off, unless the owner uses it)
+/// before returning. `limit` bounds the bytes read.
+pub fn peek_queue(
+    fd: RawFd,
+    stream: bool,
+    limit: usize,
+) -> std::result::Result<Vec<Vec<u8>>, PeekError> {
+    let old = get_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF).map_err(PeekError::Sys)?;
+    set_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, 0).map_err(PeekError::Sys)?;
+    let r = peek_all(fd, stream, limit);
+    let back = set_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, old);
+    let out = r?;
+    back.map_err(PeekError::Sys)?;
+    Ok(out)
+}
+
+fn peek_all(fd: RawFd, stream: bool, limit: usize) -> std::result::Result<Vec<Vec<u8>>, PeekError> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 256 * 1024];
+    // Room for a few SCM_RIGHTS descriptors and credentials.
+    let mut ctl = [0u64; 64];
+    loop {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: msghdr is plain old data; all zeros is valid.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = ctl.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&ctl);
+        // SAFETY: every pointer in `msg` refers to live buffers of the
+        // given lengths.
+        let n = unsafe {
+            libc::recvmsg(
+                fd,
+                &mut msg,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC | libc::MSG_TRUNC,
+            )
+        };
+        if n < 0 {
+            let e = crate::errno();
+            if e == libc::EAGAIN || e == libc::EWOULDBLOCK {
+                return Ok(out);
+            }
+            return Err(PeekError::Sys(SysError::last(
+                "recvmsg(MSG_PEEK)",
+                format!("fd {fd}"),
+            )));
+        }
+        if rights_in(&msg) || msg.msg_flags & libc::MSG_CTRUNC != 0 {
+            return Err(PeekError::Rights);
+        }
+        let n = n as usize;
+        if n > buf.len() {
+            // A datagram larger than the buffer: start again with room.
+            buf.resize(n, 0);
+            set_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, 0).map_err(PeekError::Sys)?;
+            out.clear();
+            total = 0;
+            continue;
+        }
+        if n == 0 && stream {
+            return Ok(out);
+        }
+        total += n;
+        if total > limit {
+            return Err(PeekError::Sys(SysError::Call {
+                call: "recvmsg(MSG_PEEK)",
+                what: format!("fd {fd}: more than {limit} bytes queued"),
+                errno: libc::EFBIG,
+            }));
+        }
+        if stream {
+            match out.last_mut() {
+                Some(chunk) => chunk.extend_from_slice(&buf[..n]),
+                None => out.push(buf[..n].to_vec()),
+            }
+        } else {
+            out.push(buf[..n].to_vec());
+        }
+    }
+}
+
+/// True if `msg` carries SCM_RIGHTS; closes the descriptors it brought.
+fn rights_in(msg: &libc::msghdr) -> bool {
+    let mut found = false;
+    // SAFETY: CMSG_* walk the control buffer the kernel filled, within
+    // msg_controllen.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                found = true;
+                let data = libc::CMSG_DATA(c) as *const RawFd;
+                let n = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / 4;
+                for i in 0..n {
+                    libc::close(data.add(i).read_unaligned());
+                }
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
+    found
+}
