@@ -77,7 +77,10 @@ pub fn dump(pid: i32, fd: &mut Fd, ino: u64, diag: &HashMap<u32, UnixDiag>) -> R
         ));
     }
     const TCP_ESTABLISHED: u8 = 1;
-    if d.state == TCP_ESTABLISHED && d.peer == 0 {
+    // (A datagram socket others connected to is "established" too, with
+    // no peer of its own: that is fine.)
+    let connection = i32::from(d.sock_type) != libc::SOCK_DGRAM;
+    if connection && d.state == TCP_ESTABLISHED && d.peer == 0 {
         return Err(
             "a unix socket connected to a socket no process holds (a connection its listener has not accepted, or a closed peer), which stasis cannot restore yet"
                 .into(),
