@@ -86,9 +86,9 @@ pub fn socket(ty: i32) -> Result<RawFd> {
 /// socketpair(AF_UNIX, `ty` | SOCK_CLOEXEC).
 pub fn socketpair(ty: i32) -> Result<(RawFd, RawFd)> {
     let mut fds = [0; 2];
+    let fl = ty | libc::SOCK_CLOEXEC;
     // SAFETY: `fds` has room for the two descriptors.
-    let r =
-        unsafe { libc::socketpair(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) };
+    let r = unsafe { libc::socketpair(libc::AF_UNIX, fl, 0, fds.as_mut_ptr()) };
     check(r, "socketpair", || format!("AF_UNIX type {ty}"))?;
     Ok((fds[0], fds[1]))
 }

@@ -395,25 +395,16 @@ fn set_up(s: RawFd, u: &UnixSocket) -> Result<(), SysError> {
     if !u.name.is_empty() {
         us::bind(s, &u.name)?;
         if u.name[0] != 0 {
+            use std::os::unix::fs::PermissionsExt;
             let path = String::from_utf8_lossy(&u.name).into_owned();
-            let c = std::ffi::CString::new(path.clone()).map_err(|_| SysError::Call {
-                call: "chmod",
-                what: path.clone(),
-                errno: libc::EINVAL,
-            })?;
-            // SAFETY: `c` is a valid path; plain chmod/lchown.
-            let r = unsafe {
-                libc::chmod(c.as_ptr(), u.file_mode) | libc::lchown(c.as_ptr(), u.uid, u.gid)
+            let fail = |e: std::io::Error| SysError::Call {
+                call: "chmod/chown",
+                what: display(&u.name),
+                errno: e.raw_os_error().unwrap_or(libc::EIO),
             };
-            if r != 0 {
-                return Err(SysError::Call {
-                    call: "chmod/chown",
-                    what: display(&u.name),
-                    errno: std::io::Error::last_os_error()
-                        .raw_os_error()
-                        .unwrap_or(libc::EIO),
-                });
-            }
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(u.file_mode))
+                .map_err(fail)?;
+            std::os::unix::fs::lchown(&path, Some(u.uid), Some(u.gid)).map_err(fail)?;
         }
     }
     Ok(())
