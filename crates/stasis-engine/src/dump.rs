@@ -234,6 +234,17 @@ pub fn dump(
             ..Default::default()
         });
     }
+    // Unlinked files reached only through fds (or an executable).
+    for (_, (opid, rel, mut m)) in std::mem::take(&mut files.objects).0 {
+        if shmem.iter().any(|s: &PageMap| s.shmem_id == m.shmem_id) {
+            continue;
+        }
+        if files::unlinked::needs_contents(&m) {
+            let path = format!("/proc/{opid}/{rel}");
+            mm::dump::copy_file(opid, &path, &mut pages, &mut m, &mut pages_bytes)?;
+        }
+        shmem.push(m);
+    }
     pagemaps.extend(shmem);
     let pipes = files.finish(&tree.pids())?;
     let mut root_pid = pid as u32;
@@ -357,8 +368,14 @@ fn dump_process(
             Resource::Identity => identity::dump_identity(frozen, &status, &mut p)?,
             Resource::Files => {
                 p.fds = files.dump_fds(pid, opts.shell_job)?;
-                p.exe_path = procfs::read_link(pid, "exe")?;
-                p.exe_id = Some(procfs::file_id(&procfs::stat(pid, "exe")?));
+                let exe = procfs::read_link(pid, "exe")?;
+                if exe.ends_with(stasis_proc::maps::DELETED_SUFFIX) {
+                    // Deleted or replaced since it was started.
+                    p.exe_object = files.objects.add(pid, "exe", &exe, 0)?;
+                } else {
+                    p.exe_path = exe;
+                    p.exe_id = Some(procfs::file_id(&procfs::stat(pid, "exe")?));
+                }
             }
             Resource::Memory => {
                 p.mm = Some(mm::dump::dump_mm(pid, frozen)?);

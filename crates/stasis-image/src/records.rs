@@ -126,6 +126,10 @@ pub struct Process {
     /// Shares cwd, root and umask with its parent (CLONE_FS).
     #[prost(bool, tag = "30")]
     pub fs_shared_with_parent: bool,
+    /// Non-zero: the executable had been deleted (or replaced); it is the
+    /// unlinked-file object with this `shmem_id`, and `exe_path` is empty.
+    #[prost(uint64, tag = "31")]
+    pub exe_object: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -460,6 +464,10 @@ pub enum FdKind {
     Epoll = 8,
     /// A unix domain socket; state in `Fd::unix`.
     UnixSocket = 9,
+    /// A file whose name was unlinked (or never existed: a memfd or an
+    /// O_TMPFILE file); the file is the object `Fd::object_id` names (a
+    /// [`PageMap`] with that `shmem_id`), reopened with the fd's flags.
+    Unlinked = 10,
 }
 
 /// A unix domain socket: its kind, name, connection, options and the
@@ -591,6 +599,9 @@ pub struct Fd {
     pub epoll: Vec<EpollEntry>,
     #[prost(message, optional, tag = "15")]
     pub unix: Option<UnixSocket>,
+    /// For `Unlinked`: the `shmem_id` of the file's [`PageMap`].
+    #[prost(uint64, tag = "16")]
+    pub object_id: u64,
 }
 
 /// A pipe and the bytes buffered in it at dump time.
@@ -632,6 +643,23 @@ pub struct PageMap {
     /// st_mode permission bits of that file.
     #[prost(uint32, tag = "6")]
     pub file_mode: u32,
+    /// For a memfd (`deleted_path` starts with `/memfd:`): its seals
+    /// (F_SEAL_*), put back once it is filled.
+    #[prost(uint32, tag = "7")]
+    pub seals: u32,
+    /// Non-empty: the file was unlinked but another name (a hard link) still
+    /// reaches it. No contents are stored; restore opens the very inode with
+    /// open_by_handle_at(2) (type `handle_type`), on the filesystem of the
+    /// nearest existing ancestor of `deleted_path`, so writes through either
+    /// name stay visible through the other.
+    #[prost(bytes = "vec", tag = "8")]
+    pub handle: Vec<u8>,
+    #[prost(int32, tag = "9")]
+    pub handle_type: i32,
+    /// The file was made with O_TMPFILE (an fd of it has that flag): it is
+    /// made that way again, so linkat(2) can still give it a name.
+    #[prost(bool, tag = "10")]
+    pub tmpfile: bool,
 }
 
 /// `nr_pages` pages at `vaddr` in the target, stored contiguously at

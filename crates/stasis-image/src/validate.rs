@@ -163,6 +163,16 @@ pub enum InvalidImage {
         /// `Vma::shmem_id`.
         id: u64,
     },
+    /// An unlinked-file fd or executable whose object has no PageMap.
+    #[error("process {pid}: {what} is the unlinked file {id}, which the image does not hold")]
+    MissingObject {
+        /// The process.
+        pid: u32,
+        /// "fd N" or "its executable".
+        what: String,
+        /// `Fd::object_id` or `Process::exe_object`.
+        id: u64,
+    },
     /// A shmem PageMap with a pid, or a repeated shmem id.
     #[error("a PageMap for shmem object {id} is repeated or names pid {pid}")]
     BadShmemPageMap {
@@ -273,7 +283,7 @@ fn validate_inner(image: &Image) -> Result<(), InvalidImage> {
         }
         check_threads(p, &mut tids)?;
         check_vmas(p, &shmem)?;
-        check_fds(p, &pipes)?;
+        check_fds(p, &pipes, &shmem)?;
     }
 
     let mut mapped = HashSet::with_capacity(image.pagemaps.len());
@@ -389,7 +399,18 @@ fn check_vmas(
     Ok(())
 }
 
-fn check_fds(p: &Process, pipes: &HashSet<u64>) -> Result<(), InvalidImage> {
+fn check_fds(
+    p: &Process,
+    pipes: &HashSet<u64>,
+    objects: &std::collections::HashMap<u64, u64>,
+) -> Result<(), InvalidImage> {
+    if p.exe_object != 0 && !objects.contains_key(&p.exe_object) {
+        return Err(InvalidImage::MissingObject {
+            pid: p.pid,
+            what: "its executable".into(),
+            id: p.exe_object,
+        });
+    }
     let mut fds = HashSet::with_capacity(p.fds.len());
     for fd in &p.fds {
         if fd.fd < 0 || !fds.insert(fd.fd) {
@@ -403,6 +424,13 @@ fn check_fds(p: &Process, pipes: &HashSet<u64>) -> Result<(), InvalidImage> {
                 pid: p.pid,
                 fd: fd.fd,
                 ino: fd.pipe_ino,
+            });
+        }
+        if fd.kind == FdKind::Unlinked as i32 && !objects.contains_key(&fd.object_id) {
+            return Err(InvalidImage::MissingObject {
+                pid: p.pid,
+                what: format!("fd {}", fd.fd),
+                id: fd.object_id,
             });
         }
     }

@@ -8,6 +8,7 @@
 pub mod clone;
 pub mod error;
 pub mod evfd;
+pub mod file;
 pub mod mem;
 pub mod pidfd;
 pub mod probe;

@@ -120,6 +120,13 @@ pub fn set_cloexec(fd: RawFd, on: bool) -> Result<()> {
     check(r as _, "fcntl(F_SETFD)", format!("fd {fd}")).map(drop)
 }
 
+/// fcntl(F_GETFL).
+pub fn status_flags(fd: RawFd) -> Result<i32> {
+    // SAFETY: fcntl on a descriptor of our own.
+    let r = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    check(r as _, "fcntl(F_GETFL)", format!("fd {fd}")).map(|r| r as i32)
+}
+
 /// fcntl(F_SETFL).
 pub fn set_status_flags(fd: RawFd, flags: i32) -> Result<()> {
     // SAFETY: fcntl on a descriptor of our own.

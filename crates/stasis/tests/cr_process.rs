@@ -199,3 +199,18 @@ fn unix_path_in_use_is_refused() {
         panic!("original after the refused restore: {e}");
     }
 }
+
+#[test]
+fn plain_unlinked() {
+    plain_run("unlinked", Spawn::default());
+}
+
+/// Unlinked files, an O_TMPFILE file, a file unlinked while a hard link
+/// remains, and memfds with seals, held by fds (see workloads/unlinked.c).
+#[test]
+fn cr_unlinked() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("unlinked", Spawn::default());
+}

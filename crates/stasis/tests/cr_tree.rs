@@ -9,8 +9,8 @@
 mod common;
 
 use common::{
-    assert_same, cr_all_modes, dump, proc_stat, require_root, restore, Spawn, TreeSnapshot,
-    Workload,
+    assert_same, cr_all_modes, dump, proc_stat, require_root, restore, wait_for, Spawn,
+    TreeSnapshot, Workload,
 };
 use std::collections::BTreeSet;
 use std::thread::sleep;
@@ -436,22 +436,6 @@ fn counter_line(line: &str) -> Option<Vec<u64>> {
         .map(|s| s.parse().ok())
         .collect();
     v.filter(|v| v.len() == 5)
-}
-
-/// Polls `f` every 20 ms until it returns Some, or panics after `timeout`.
-fn wait_for<T>(w: &Workload, timeout: Duration, what: &str, f: impl Fn() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}; log:\n{}",
-            w.log()
-        );
-        sleep(Duration::from_millis(20));
-    }
 }
 
 /// The server watched from outside across a kill/restore: the shared

@@ -30,6 +30,7 @@ pub mod eventfd;
 pub mod signalfd;
 pub mod timerfd;
 pub mod unix;
+pub mod unlinked;
 
 /// Character devices that are reopened by path.
 const SIMPLE_DEVICES: [&str; 6] = [
@@ -77,6 +78,9 @@ pub struct FileTable {
     unix_diag: Option<std::collections::HashMap<u32, stasis_sys::sockdiag::UnixDiag>>,
     /// Unix sockets of the tree: inode -> (pid, fd, record).
     unix: BTreeMap<u64, (i32, i32, stasis_image::UnixSocket)>,
+    /// Unlinked files and memfds that fds (and executables) lead to; the
+    /// dump adds those no mapping brought in, with their contents.
+    pub objects: unlinked::Objects,
 }
 
 impl FileTable {
@@ -197,13 +201,14 @@ impl FileTable {
                 "a {kind} descriptor, which stasis cannot checkpoint yet"
             )));
         }
-        if link.starts_with("/memfd:") {
-            return Err(refuse("a memfd, which stasis cannot checkpoint yet"));
-        }
-        if link.ends_with(" (deleted)") {
-            return Err(refuse(&format!(
-                "the deleted file {link}, which stasis cannot checkpoint yet"
-            )));
+        if link.starts_with("/memfd:") || link.ends_with(stasis_proc::maps::DELETED_SUFFIX) {
+            fd.kind = FdKind::Unlinked as i32;
+            fd.object_id = self.objects.add(pid, &format!("fd/{n}"), link, fd.flags)?;
+            fd.path = link
+                .strip_suffix(stasis_proc::maps::DELETED_SUFFIX)
+                .unwrap_or(link)
+                .to_string();
+            return Ok(());
         }
         if !link.starts_with('/') {
             return Err(refuse(&format!(
@@ -415,6 +420,7 @@ impl Descriptions {
     pub fn open(
         procs: &[Process],
         pipes: &[Pipe],
+        objects: &BTreeMap<u64, RawFd>,
         tty: Option<&str>,
         base: RawFd,
     ) -> Result<Descriptions, RestoreError> {
@@ -462,6 +468,7 @@ impl Descriptions {
         let mut opened = Vec::new();
         let mut socks = unix::Sockets::new(procs, end);
         let mut sock_at: BTreeMap<u64, RawFd> = BTreeMap::new();
+        let mut tmp_used = BTreeSet::new();
         let result = (|| {
             for (at, pid, i) in keys.values() {
                 let p = procs.iter().find(|p| p.pid == *pid).expect("planned");
@@ -507,6 +514,32 @@ impl Descriptions {
                     FdKind::SignalFd => signalfd::open(fd).map_err(what)?,
                     FdKind::TimerFd => timerfd::open(fd).map_err(what)?,
                     FdKind::Epoll => epoll::open(fd).map_err(what)?,
+                    FdKind::Unlinked => {
+                        let obj =
+                            objects
+                                .get(&fd.object_id)
+                                .ok_or_else(|| RestoreError::Failed {
+                                    pid: *pid as i32,
+                                    what: format!(
+                                        "fd {}: object {} not created",
+                                        fd.fd, fd.object_id
+                                    ),
+                                })?;
+                        if unlinked::is_tmpfile_open(fd.flags, *obj)
+                            && !tmp_used.contains(&fd.object_id)
+                        {
+                            tmp_used.insert(fd.object_id);
+                            util::dup_above(*obj, end).map_err(what)?
+                        } else {
+                            // An O_TMPFILE file keeps O_DIRECTORY in its flags.
+                            util::open_raw(
+                                &format!("/proc/self/fd/{obj}"),
+                                (fd.flags as i32 & OPEN_FLAGS & !libc::O_DIRECTORY)
+                                    | libc::O_NOCTTY,
+                            )
+                            .map_err(what)?
+                        }
+                    }
                     FdKind::UnixSocket => {
                         let s = socks.open(fd).map_err(what)?;
                         if let Some(u) = &fd.unix {
@@ -522,7 +555,7 @@ impl Descriptions {
                 util::move_fd(src, *at).map_err(what)?;
                 opened.push(*at);
                 util::set_status_flags(*at, fd.flags as i32 & SETFL_FLAGS).map_err(what)?;
-                if matches!(kind, FdKind::Regular | FdKind::Directory)
+                if matches!(kind, FdKind::Regular | FdKind::Directory | FdKind::Unlinked)
                     && fd.flags as i32 & libc::O_PATH == 0
                 {
                     util::seek_to(*at, fd.pos).map_err(what)?;

@@ -148,9 +148,7 @@ pub fn dump_vmas(pid: i32, smaps: &[SmapsEntry]) -> Result<Vec<Vma>, DumpError> 
 
 /// The image id of a memory object (shmem or unlinked file): its device
 /// and inode, folded into one non-zero number.
-fn object_id(st: &libc::stat) -> u64 {
-    (st.st_ino ^ (st.st_dev << 40)).max(1)
-}
+use crate::files::unlinked::object_id;
 
 fn display_name(path: &str) -> &str {
     if path.is_empty() {
@@ -278,13 +276,12 @@ pub fn dump_pages(
             VmaKind::File => {
                 // An unlinked file: its contents, once.
                 if v.shmem_id != 0 && !shmem.iter().any(|m| m.shmem_id == v.shmem_id) {
-                    shmem.push(img::PageMap {
-                        shmem_id: v.shmem_id,
-                        deleted_path: v.name.clone(),
-                        file_mode: v.file.as_ref().map(|f| f.mode & 0o7777).unwrap_or(0o600),
-                        ..Default::default()
-                    });
-                    shared.push(v.clone());
+                    let range = format!("map_files/{:x}-{:x}", v.start, v.end);
+                    let m = crate::files::unlinked::describe(pid, &range, &v.name)?;
+                    if crate::files::unlinked::needs_contents(&m) {
+                        shared.push(v.clone());
+                    }
+                    shmem.push(m);
                 }
                 if !is_shared {
                     scan_pagemap(pid, &pagemap, v, true, zero, &mut private, &mut scan)?
@@ -306,7 +303,8 @@ pub fn dump_pages(
             .iter_mut()
             .find(|m| m.shmem_id == v.shmem_id)
             .expect("added above");
-        copy_shared_anon(pid, v, pages, m, &mut bytes)?;
+        let path = format!("/proc/{pid}/map_files/{:x}-{:x}", v.start, v.end);
+        copy_file(pid, &path, pages, m, &mut bytes)?;
     }
     runs.sort_by_key(|r| r.vaddr);
     Ok((runs, bytes))
@@ -494,22 +492,22 @@ fn read_batch(
     Ok(())
 }
 
-/// Copies the populated parts of the shmem object behind a shared
-/// anonymous mapping through /proc/PID/map_files, which reads the object
-/// (all of it, also parts no VMA maps here) without faulting holes into it.
-fn copy_shared_anon(
+/// Copies the populated parts of a file object (the shmem object behind a
+/// shared anonymous mapping, an unlinked file, a memfd) through `path`
+/// (/proc/PID/map_files/..., /proc/PID/fd/N), which reads all of it, also
+/// parts no VMA maps, without faulting holes into it.
+pub(crate) fn copy_file(
     pid: i32,
-    v: &Vma,
+    path: &str,
     pages: &mut PagesWriter,
     obj: &mut img::PageMap,
     bytes: &mut u64,
 ) -> Result<(), DumpError> {
     use std::os::fd::AsFd;
-    let path = format!("/proc/{pid}/map_files/{:x}-{:x}", v.start, v.end);
-    let f = File::open(&path).map_err(|e| procfs::io_err(pid, path.clone(), e))?;
+    let f = File::open(path).map_err(|e| procfs::io_err(pid, path.to_string(), e))?;
     let exact = f
         .metadata()
-        .map_err(|e| procfs::io_err(pid, path.clone(), e))?
+        .map_err(|e| procfs::io_err(pid, path.to_string(), e))?
         .len();
     obj.shmem_size = exact;
     let size = exact.next_multiple_of(PAGE);
@@ -536,7 +534,7 @@ fn copy_shared_anon(
             // A file's last page may be partly past its end: zeros there.
             let want = (exact.saturating_sub(pos)).min(n) as usize;
             f.read_exact_at(&mut buf[..want], pos)
-                .map_err(|e| procfs::io_err(pid, path.clone(), e))?;
+                .map_err(|e| procfs::io_err(pid, path.to_string(), e))?;
             obj.runs.push(pages.append(pos, &buf)?);
             *bytes += n;
             pos += n;

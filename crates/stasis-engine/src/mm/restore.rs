@@ -32,6 +32,7 @@ const IOV_OFF: u64 = 4096;
 /// by every new process, which maps them). Returns id -> descriptor.
 pub fn create_shmem(
     pagemaps: &[stasis_image::PageMap],
+    procs: &[Process],
     pages: &std::fs::File,
     base: i32,
 ) -> Result<BTreeMap<u64, i32>, RestoreError> {
@@ -53,7 +54,10 @@ pub fn create_shmem(
                 source: e,
             })?
         } else {
-            unlinked_file(m, pages)?.into()
+            {
+                let exe = procs.iter().any(|p| p.exe_object == m.shmem_id);
+                crate::files::unlinked::create(m, pages, exe)?
+            }
         };
         let at = base + out.len() as i32;
         stasis_sys::util::move_fd(fd.into_raw_fd(), at).map_err(|e| RestoreError::Sys {
@@ -64,74 +68,6 @@ pub fn create_shmem(
         out.insert(m.shmem_id, at);
     }
     Ok(out)
-}
-
-/// Creates the unlinked file of `m` again: a memfd of the same name, or
-/// under its old name if that is free (so /proc/PID/maps reads the same),
-/// else unnamed in the same directory (O_TMPFILE); filled from the image,
-/// then unlinked.
-fn unlinked_file(
-    m: &stasis_image::PageMap,
-    pages: &std::fs::File,
-) -> Result<std::fs::File, RestoreError> {
-    use std::os::unix::fs::{FileExt, OpenOptionsExt};
-    let path = std::path::Path::new(&m.deleted_path);
-    let fail = |what: String| RestoreError::Failed { pid: 0, what };
-    let mut named = true;
-    let f = if let Some(name) = m.deleted_path.strip_prefix("/memfd:") {
-        named = false;
-        stasis_sys::util::memfd_create(name)
-            .map(std::fs::File::from)
-            .map_err(|e| std::io::Error::from_raw_os_error(e.errno().unwrap_or(libc::EIO)))
-    } else {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(m.file_mode & 0o7777)
-            .open(path)
-            .or_else(|_| {
-                named = false;
-                std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .custom_flags(libc::O_TMPFILE)
-                    .mode(m.file_mode & 0o7777)
-                    .open(path.parent().unwrap_or(std::path::Path::new("/")))
-            })
-    }
-    .map_err(|e| {
-        fail(format!(
-            "cannot recreate the deleted file {}: {e}",
-            m.deleted_path
-        ))
-    })?;
-    if named {
-        let _ = std::fs::remove_file(path);
-    }
-    let mut buf = Vec::new();
-    for r in &m.runs {
-        buf.resize((r.nr_pages * super::PAGE) as usize, 0);
-        pages
-            .read_exact_at(&mut buf, r.offset)
-            .and_then(|()| {
-                let len = buf.len().min(m.shmem_size.saturating_sub(r.vaddr) as usize);
-                f.write_all_at(&buf[..len], r.vaddr)
-            })
-            .map_err(|e| {
-                fail(format!(
-                    "cannot fill the deleted file {}: {e}",
-                    m.deleted_path
-                ))
-            })?;
-    }
-    f.set_len(m.shmem_size).map_err(|e| {
-        fail(format!(
-            "cannot size the deleted file {}: {e}",
-            m.deleted_path
-        ))
-    })?;
-    Ok(f)
 }
 
 /// Files the memory switch needs open in the new process: (path, write).

@@ -94,7 +94,9 @@ pub fn validate(image: &Image, opts: &RestoreOptions) -> Result<(), RestoreError
                 if writes_file { None } else { v.file.as_ref() },
             )?;
         }
-        check_same_file(pid, &p.exe_path, p.exe_id.as_ref())?;
+        if p.exe_object == 0 {
+            check_same_file(pid, &p.exe_path, p.exe_id.as_ref())?;
+        }
         if let Some(c) = &p.creds {
             // SAFETY-free: getuid via nix.
             if !nix::unistd::geteuid().is_root()

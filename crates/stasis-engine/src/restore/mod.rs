@@ -159,7 +159,8 @@ pub fn restore(
         None
     };
 
-    // The table: status and block pipes, descriptions, shmem objects.
+    // The table: status and block pipes, shmem and file objects (which
+    // some descriptions reopen), descriptions.
     let max_fd = image
         .processes
         .iter()
@@ -175,11 +176,17 @@ pub fn restore(
     util::dup_to(block_r.as_raw_fd(), block_fd, false).rst_ctx(0, "dup")?;
     drop((status_w, block_r));
     let mut table = TableGuard(base, base + 2);
-    let descs =
-        files::Descriptions::open(&image.processes, &image.pipes, tty.as_deref(), base + 2)?;
-    table.1 = descs.end;
-    let shmem = mm::restore::create_shmem(&image.pagemaps, pages.file(), descs.end)?;
-    let helper_base = descs.end + shmem.len() as RawFd;
+    let shmem =
+        mm::restore::create_shmem(&image.pagemaps, &image.processes, pages.file(), base + 2)?;
+    table.1 = base + 2 + shmem.len() as RawFd;
+    let descs = files::Descriptions::open(
+        &image.processes,
+        &image.pipes,
+        &shmem,
+        tty.as_deref(),
+        table.1,
+    )?;
+    let helper_base = descs.end;
     table.1 = helper_base;
 
     let pages_path = dir.join(img::PAGES_FILE).display().to_string();
@@ -208,7 +215,7 @@ pub fn restore(
                 fds.insert((path.clone(), w), helper_base + helpers.len() as RawFd);
                 helpers.push((path, if w { libc::O_RDWR } else { libc::O_RDONLY }));
             }
-            if !fds.contains_key(&(p.exe_path.clone(), false)) {
+            if p.exe_object == 0 && !fds.contains_key(&(p.exe_path.clone(), false)) {
                 return Err(RestoreError::Refused(format!(
                     "pid {}: image has no executable",
                     p.pid
@@ -674,7 +681,10 @@ fn restore_process(
     procs: &[Process],
 ) -> Result<(), RestoreError> {
     let (p, t, tramp) = (l.p, &l.t, l.tramp);
-    let exe_fd = l.file_fds[&(p.exe_path.clone(), false)];
+    let exe_fd = match shmem.get(&p.exe_object) {
+        Some(fd) => *fd,
+        None => l.file_fds[&(p.exe_path.clone(), false)],
+    };
     mm::restore::switch_memory(
         t,
         p,

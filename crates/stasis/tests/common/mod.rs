@@ -42,12 +42,15 @@
 #![allow(dead_code)] // every test binary uses a different subset
 
 mod cycle;
+mod real;
 mod snapshot;
 mod tree;
 
 // Each test binary uses a different subset of these, too.
 #[allow(unused_imports)]
 pub use cycle::*;
+#[allow(unused_imports)]
+pub use real::*;
 #[allow(unused_imports)]
 pub use snapshot::*;
 #[allow(unused_imports)]
@@ -236,7 +239,7 @@ pub struct Workload {
     known: Mutex<BTreeMap<i32, u64>>,
 }
 
-fn fresh_dir(label: &str) -> PathBuf {
+pub fn fresh_dir(label: &str) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let thread = std::thread::current();

@@ -83,6 +83,15 @@ fn normalize_map_line(line: &str) -> String {
 
 fn normalize_fd_target(t: &str) -> String {
     // "pipe:[1234]", "socket:[1234]" -> "pipe:[*]"; "anon_inode:[eventfd]" stays.
+    // An O_TMPFILE file's name is its inode number: "/dir/#1234 (deleted)"
+    // -> "/dir/#* (deleted)".
+    if let Some(stem) = t.strip_suffix(" (deleted)") {
+        if let Some((dir, name)) = stem.rsplit_once("/#") {
+            if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+                return format!("{dir}/#* (deleted)");
+            }
+        }
+    }
     if let (Some(open), true) = (t.find(":["), t.ends_with(']')) {
         let inner = &t[open + 2..t.len() - 1];
         if !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_digit()) {
