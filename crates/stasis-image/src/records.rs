@@ -468,6 +468,9 @@ pub enum FdKind {
     /// O_TMPFILE file); the file is the object `Fd::object_id` names (a
     /// [`PageMap`] with that `shmem_id`), reopened with the fd's flags.
     Unlinked = 10,
+    /// A FIFO at `path`; `pipe_ino` names the `Pipe` record (with `fifo`
+    /// set) holding its buffered bytes.
+    Fifo = 11,
 }
 
 /// A unix domain socket: its kind, name, connection, options and the
@@ -615,6 +618,10 @@ pub struct Pipe {
     /// Unread bytes, oldest first (copied with tee(2), not consumed).
     #[prost(bytes = "vec", tag = "3")]
     pub data: Vec<u8>,
+    /// The pipe of a FIFO (a named pipe): `ino` is the FIFO's object id,
+    /// and restore reopens the FIFO by path instead of creating a pipe.
+    #[prost(bool, tag = "4")]
+    pub fifo: bool,
 }
 
 /// Where one process's dumped pages live in `pages.img`, or one shared

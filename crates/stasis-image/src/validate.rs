@@ -419,7 +419,8 @@ fn check_fds(
                 fd: fd.fd,
             });
         }
-        if fd.kind == FdKind::Pipe as i32 && !pipes.contains(&fd.pipe_ino) {
+        let piped = fd.kind == FdKind::Pipe as i32 || fd.kind == FdKind::Fifo as i32;
+        if piped && !pipes.contains(&fd.pipe_ino) {
             return Err(InvalidImage::MissingPipe {
                 pid: p.pid,
                 fd: fd.fd,

@@ -27,6 +27,7 @@ use crate::procfs;
 
 pub mod epoll;
 pub mod eventfd;
+pub mod fifo;
 pub mod signalfd;
 pub mod timerfd;
 pub mod unix;
@@ -78,6 +79,8 @@ pub struct FileTable {
     unix_diag: Option<std::collections::HashMap<u32, stasis_sys::sockdiag::UnixDiag>>,
     /// Unix sockets of the tree: inode -> (pid, fd, record).
     unix: BTreeMap<u64, (i32, i32, stasis_image::UnixSocket)>,
+    /// FIFO path -> object id, to look for holders outside the tree.
+    fifos: BTreeMap<String, u64>,
     /// Unlinked files and memfds that fds (and executables) lead to; the
     /// dump adds those no mapping brought in, with their contents.
     pub objects: unlinked::Objects,
@@ -237,9 +240,16 @@ impl FileTable {
                 )))
             }
             libc::S_IFIFO => {
-                return Err(refuse(&format!(
-                    "the FIFO {link}, which stasis cannot checkpoint yet"
-                )))
+                let id = unlinked::object_id(&st);
+                fifo::describe(fd, id);
+                if let std::collections::btree_map::Entry::Vacant(e) = self.pipes.entry(id) {
+                    let mode = fd.flags as i32 & libc::O_ACCMODE;
+                    e.insert(Pipe {
+                        fifo: true,
+                        ..dump_pipe(pid, n, mode, id)?
+                    });
+                }
+                self.fifos.insert(link.to_string(), id);
             }
             _ => {
                 return Err(refuse(&format!(
@@ -272,6 +282,22 @@ impl FileTable {
                 });
             }
         }
+        if let Some((other, id)) = find_outside_holder(tree, &self.fifos) {
+            let (path, holder) = self
+                .by_ino
+                .values()
+                .flatten()
+                .find(|(_, f)| f.kind == FdKind::Fifo as i32 && f.pipe_ino == id)
+                .map(|(p, f)| (f.path.clone(), (*p, f.fd)))
+                .unwrap_or_default();
+            return Err(DumpError::Refused {
+                pid: holder.0,
+                what: format!(
+                    "fd {} is the FIFO {path}, which pid {other} outside the checkpointed tree also has open; its buffered data cannot be split",
+                    holder.1
+                ),
+            });
+        }
         if let Err((pid, what, peer)) = unix::check_peers(&self.unix) {
             let holder = (peer != 0)
                 .then(|| {
@@ -298,7 +324,7 @@ impl FileTable {
 /// Copies a pipe's buffered bytes without consuming them.
 fn dump_pipe(pid: i32, fd: i32, mode: i32, ino: u64) -> Result<Pipe, DumpError> {
     let pfd = pidfd::pidfd_open(pid).dump_ctx(pid, "pidfd_open")?;
-    let ours = if mode == libc::O_RDONLY {
+    let ours = if mode != libc::O_WRONLY {
         pidfd::pidfd_getfd(&pfd, pid, RemoteFd(fd)).dump_ctx(pid, "pidfd_getfd")?
     } else {
         // Only the write end is here: open a read end of the same pipe.
@@ -329,6 +355,7 @@ fn dump_pipe(pid: i32, fd: i32, mode: i32, ino: u64) -> Result<Pipe, DumpError> 
         ino,
         capacity,
         data,
+        fifo: false,
     })
 }
 
@@ -362,6 +389,9 @@ pub fn check_files(p: &Process) -> Result<(), RestoreError> {
     unix::check_paths(p)?;
     for fd in &p.fds {
         let kind = FdKind::try_from(fd.kind).unwrap_or(FdKind::Regular);
+        if kind == FdKind::Fifo {
+            fifo::check(p, fd)?;
+        }
         if !matches!(kind, FdKind::Regular | FdKind::Directory | FdKind::CharDev) {
             continue;
         }
@@ -452,7 +482,7 @@ impl Descriptions {
         };
         // Pass 2: open each description once.
         let mut ends: BTreeMap<u64, [Option<RawFd>; 2]> = BTreeMap::new();
-        for pipe in pipes {
+        for pipe in pipes.iter().filter(|p| !p.fifo) {
             let (r, w) = util::pipe_raw().rst_ctx(0, "pipe")?;
             let (r, w) = (lift(r)?, lift(w)?);
             let what = |e| RestoreError::Failed {
@@ -469,6 +499,7 @@ impl Descriptions {
         let mut socks = unix::Sockets::new(procs, end);
         let mut sock_at: BTreeMap<u64, RawFd> = BTreeMap::new();
         let mut tmp_used = BTreeSet::new();
+        let mut fifos = fifo::Fifos::default();
         let result = (|| {
             for (at, pid, i) in keys.values() {
                 let p = procs.iter().find(|p| p.pid == *pid).expect("planned");
@@ -514,6 +545,14 @@ impl Descriptions {
                     FdKind::SignalFd => signalfd::open(fd).map_err(what)?,
                     FdKind::TimerFd => timerfd::open(fd).map_err(what)?,
                     FdKind::Epoll => epoll::open(fd).map_err(what)?,
+                    FdKind::Fifo => {
+                        fifos
+                            .open(fd, pipes, end)
+                            .map_err(|e| RestoreError::Failed {
+                                pid: *pid as i32,
+                                what: format!("fd {} (FIFO {}): {e}", fd.fd, fd.path),
+                            })?
+                    }
                     FdKind::Unlinked => {
                         let obj =
                             objects
@@ -567,6 +606,7 @@ impl Descriptions {
             })
         })();
         socks.close_pending();
+        fifos.close();
         // Pipe ends no fd uses are not needed (a pipe whose reader had
         // gone stays without one).
         for e in ends.values().flatten().flatten() {

@@ -1,0 +1,52 @@
+//! Named and shared kernel objects across checkpoint/restore: FIFOs and
+//! their buffered data (see the workloads for what each checks).
+
+mod common;
+
+use common::*;
+
+#[test]
+fn plain_tree_fifo() {
+    plain_run("tree_fifo", Spawn::default());
+}
+
+/// FIFOs with unread data, held by two processes through several
+/// descriptions (see workloads/tree_fifo.c).
+#[test]
+fn cr_tree_fifo() {
+    if !require_root() {
+        return;
+    }
+    // Not PidNs: that mode restores a copy while the original still has
+    // the FIFOs open, which is refused (next test).
+    cr_modes(
+        "tree_fifo",
+        Spawn::default(),
+        &[Mode::KillRestore, Mode::LeaveRunning, Mode::RestoreTwice],
+    );
+}
+
+/// A restore of FIFOs that another program (here the original, left
+/// running) has open is refused before anything runs, naming the FIFO and
+/// the holder; the original keeps its data.
+#[test]
+fn fifo_in_use_is_refused() {
+    if !require_root() {
+        return;
+    }
+    let w = Workload::spawn_c("tree_fifo", Spawn::default());
+    let img = w.dir.join("img");
+    let img = img.to_str().expect("utf-8");
+    let out = stasis(&["dump", "-t", &w.pid.to_string(), "-D", img, "--leave-running"]);
+    assert!(out.status.success(), "dump: {out:?}");
+    let out = stasis(&["restore", "-D", img, "-d", "--pidns"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "restore should fail: {err}");
+    assert!(
+        err.contains(".fifo") && err.contains("is open in pid"),
+        "unclear error: {err}"
+    );
+    if let Err(e) = w.terminate_and_verdict() {
+        panic!("original after the refused restore: {e}");
+    }
+}
