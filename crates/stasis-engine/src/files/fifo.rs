@@ -85,13 +85,12 @@ impl Fifos {
     /// Opens one description of FIFO fd `fd`, filling the FIFO from its
     /// record in `pipes` the first time; `above` is where temporaries go.
     pub fn open(&mut self, fd: &Fd, pipes: &[Pipe], above: RawFd) -> Result<RawFd, String> {
-        if !self.0.contains_key(&fd.pipe_ino) {
+        if let std::collections::btree_map::Entry::Vacant(e) = self.0.entry(fd.pipe_ino) {
             let keep = util::open_raw(&fd.path, libc::O_RDWR | libc::O_NONBLOCK)
                 .map_err(|e| e.to_string())?;
             let keep_up = util::dup_above(keep, above).map_err(|e| e.to_string());
             util::close_raw(keep);
-            let keep = keep_up?;
-            self.0.insert(fd.pipe_ino, keep);
+            let keep = *e.insert(keep_up?);
             if let Some(pipe) = pipes.iter().find(|p| p.ino == fd.pipe_ino) {
                 if pipe.capacity != 0 {
                     util::set_pipe_size(keep, pipe.capacity).map_err(|e| e.to_string())?;
