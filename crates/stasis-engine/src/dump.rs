@@ -247,6 +247,16 @@ pub fn dump(
     }
     pagemaps.extend(shmem);
     let pipes = files.finish(&tree.pids())?;
+    for p in &processes {
+        if let Some((fd, target)) = files::pidfd::outside(p, &tree.pids()) {
+            return Err(DumpError::Refused {
+                pid: p.pid as i32,
+                what: format!(
+                    "fd {fd} is a pidfd of pid {target}, which is outside the checkpointed tree"
+                ),
+            });
+        }
+    }
     let mut root_pid = pid as u32;
     if own_pidns.is_some() {
         crate::pidns::NsMap::read(&tree.pids())?.apply(&mut processes, &mut pagemaps, root_pid);

@@ -98,6 +98,11 @@ impl NsMap {
                     t.notify_tid = self.inner(t.notify_tid);
                 }
             }
+            for fd in &mut p.fds {
+                if fd.kind == stasis_image::FdKind::PidFd as i32 {
+                    fd.pidfd_pid = self.inner(fd.pidfd_pid);
+                }
+            }
         }
         for m in pagemaps.iter_mut().filter(|m| m.pid != 0) {
             m.pid = self.inner(m.pid);

@@ -471,6 +471,8 @@ pub enum FdKind {
     /// A FIFO at `path`; `pipe_ino` names the `Pipe` record (with `fifo`
     /// set) holding its buffered bytes.
     Fifo = 11,
+    /// pidfd_open(2) of the process `Fd::pidfd_pid` (a pid of the image).
+    PidFd = 12,
 }
 
 /// A unix domain socket: its kind, name, connection, options and the
@@ -605,6 +607,9 @@ pub struct Fd {
     /// For `Unlinked`: the `shmem_id` of the file's [`PageMap`].
     #[prost(uint64, tag = "16")]
     pub object_id: u64,
+    /// For `PidFd`: the process it refers to.
+    #[prost(uint32, tag = "17")]
+    pub pidfd_pid: u32,
 }
 
 /// A pipe and the bytes buffered in it at dump time.

@@ -106,6 +106,40 @@ fn refuse_unix_peer_outside() {
     let _ = t.join();
 }
 
+/// A pidfd of a process outside the tree (the harness) is refused.
+#[test]
+fn refuse_pidfd_outside() {
+    refused_dump_leaves_target_alone(
+        "pidfd-outside",
+        &format!("pidfd of pid {}", std::process::id()),
+    );
+}
+
+/// A FIFO that a process outside the tree (the harness) also has open is
+/// refused: its buffered bytes cannot be split between the two.
+#[test]
+fn refuse_fifo_shared_outside() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = std::env::temp_dir().join(format!("stasis-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let made = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo {}", path.display());
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&path)
+        .expect("open the FIFO");
+    refused_dump_with_args(
+        &["fifo-outside", path.to_str().expect("utf-8")],
+        &format!("pid {} outside the checkpointed tree", std::process::id()),
+    );
+    drop(reader);
+    let _ = std::fs::remove_file(&path);
+}
+
 #[test]
 fn refuse_inotify() {
     refused_dump_leaves_target_alone("inotify", "inotify");

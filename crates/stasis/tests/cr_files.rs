@@ -37,7 +37,14 @@ fn fifo_in_use_is_refused() {
     let w = Workload::spawn_c("tree_fifo", Spawn::default());
     let img = w.dir.join("img");
     let img = img.to_str().expect("utf-8");
-    let out = stasis(&["dump", "-t", &w.pid.to_string(), "-D", img, "--leave-running"]);
+    let out = stasis(&[
+        "dump",
+        "-t",
+        &w.pid.to_string(),
+        "-D",
+        img,
+        "--leave-running",
+    ]);
     assert!(out.status.success(), "dump: {out:?}");
     let out = stasis(&["restore", "-D", img, "-d", "--pidns"]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -49,4 +56,19 @@ fn fifo_in_use_is_refused() {
     if let Err(e) = w.terminate_and_verdict() {
         panic!("original after the refused restore: {e}");
     }
+}
+
+#[test]
+fn plain_tree_pidfd() {
+    plain_run("tree_pidfd", Spawn::default());
+}
+
+/// pidfds of a child, of the parent and of the process itself (see
+/// workloads/tree_pidfd.c).
+#[test]
+fn cr_tree_pidfd() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("tree_pidfd", Spawn::default());
 }

@@ -20,7 +20,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 use stasis_image::{Fd, FdKind, Pipe, Process};
-use stasis_sys::{pidfd, util, RemoteFd};
+use stasis_sys::{pidfd as syspidfd, util, RemoteFd};
 
 use crate::error::{DumpError, RestoreError, SysCtx};
 use crate::procfs;
@@ -28,6 +28,7 @@ use crate::procfs;
 pub mod epoll;
 pub mod eventfd;
 pub mod fifo;
+pub mod pidfd;
 pub mod signalfd;
 pub mod timerfd;
 pub mod unix;
@@ -194,6 +195,7 @@ impl FileTable {
             "anon_inode:[signalfd]" => Some(signalfd::dump(fd, info)),
             "anon_inode:[timerfd]" => Some(timerfd::dump(fd, info)),
             "anon_inode:[eventpoll]" => Some(epoll::dump(pid, fd, info)),
+            "anon_inode:[pidfd]" => Some(pidfd::dump(fd, info)),
             _ => None,
         };
         if let Some(r) = event {
@@ -323,9 +325,9 @@ impl FileTable {
 
 /// Copies a pipe's buffered bytes without consuming them.
 fn dump_pipe(pid: i32, fd: i32, mode: i32, ino: u64) -> Result<Pipe, DumpError> {
-    let pfd = pidfd::pidfd_open(pid).dump_ctx(pid, "pidfd_open")?;
+    let pfd = syspidfd::pidfd_open(pid).dump_ctx(pid, "pidfd_open")?;
     let ours = if mode != libc::O_WRONLY {
-        pidfd::pidfd_getfd(&pfd, pid, RemoteFd(fd)).dump_ctx(pid, "pidfd_getfd")?
+        syspidfd::pidfd_getfd(&pfd, pid, RemoteFd(fd)).dump_ctx(pid, "pidfd_getfd")?
     } else {
         // Only the write end is here: open a read end of the same pipe.
         let path = format!("/proc/{pid}/fd/{fd}");
@@ -460,6 +462,9 @@ impl Descriptions {
         for p in procs.iter().filter(|p| !p.zombie) {
             let mut own: BTreeMap<i32, Key> = BTreeMap::new();
             for (i, fd) in p.fds.iter().enumerate() {
+                if fd.kind == FdKind::PidFd as i32 {
+                    continue; // made by the process itself (pidfd.rs)
+                }
                 let key = if fd.desc != 0 {
                     Key::Desc(fd.desc)
                 } else if let Some(k) = fd.dup_of.and_then(|o| own.get(&o)) {
@@ -545,6 +550,7 @@ impl Descriptions {
                     FdKind::SignalFd => signalfd::open(fd).map_err(what)?,
                     FdKind::TimerFd => timerfd::open(fd).map_err(what)?,
                     FdKind::Epoll => epoll::open(fd).map_err(what)?,
+                    FdKind::PidFd => unreachable!("pidfds are left out of the table"),
                     FdKind::Fifo => {
                         fifos
                             .open(fd, pipes, end)
@@ -630,7 +636,7 @@ impl Descriptions {
 /// Inside the new process: puts each fd of `p` at its number, from the
 /// description table inherited from the restorer.
 pub fn install_in_child(p: &Process, slot: &BTreeMap<(u32, i32), RawFd>) -> Result<(), String> {
-    for fd in &p.fds {
+    for fd in p.fds.iter().filter(|f| f.kind != FdKind::PidFd as i32) {
         let from = slot
             .get(&(p.pid, fd.fd))
             .ok_or_else(|| format!("fd {}: no description planned", fd.fd))?;

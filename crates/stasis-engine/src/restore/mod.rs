@@ -712,6 +712,8 @@ fn restore_process(
         .collect();
     signals::drain(t, &sigs)?;
     signals::restore_shared_pending(t, &p.shared_pending)?;
+    // Every process of the tree exists by now.
+    files::pidfd::install(t, p)?;
     Ok(())
 }
 

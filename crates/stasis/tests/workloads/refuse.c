@@ -1,5 +1,5 @@
-/* Holds one descriptor stasis cannot checkpoint yet (argv[1]: socket,
- * inotify, io_uring) and checks, after SIGTERM, that the descriptor still
+/* Holds one descriptor stasis cannot checkpoint (argv[1]: socket,
+ * unix-outside, inotify, pidfd-outside, fifo-outside, io_uring) and checks, after SIGTERM, that the descriptor still
  * works: a refused dump must leave the process untouched. */
 #include "wl.h"
 #include <sys/inotify.h>
@@ -32,6 +32,13 @@ int main(int argc, char **argv)
 	} else if (!strcmp(kind, "inotify")) {
 		SYS(fd = inotify_init1(0));
 		SYS(inotify_add_watch(fd, ".", IN_CREATE));
+	} else if (!strcmp(kind, "pidfd-outside")) {
+		/* The parent: the test harness, outside the tree. */
+		SYS(fd = (int)syscall(SYS_pidfd_open, getppid(), 0));
+	} else if (!strcmp(kind, "fifo-outside")) {
+		/* argv[2]: a FIFO the harness holds open for reading. */
+		SYS(fd = open(argc > 2 ? argv[2] : "", O_WRONLY));
+		CHECK(write(fd, "abc", 3) == 3, "write fifo: %s", strerror(errno));
 	} else {
 		struct io_uring_params p;
 		memset(&p, 0, sizeof(p));
@@ -54,6 +61,11 @@ int main(int argc, char **argv)
 
 		CHECK(f >= 0, "create: %s", strerror(errno));
 		CHECK(read(fd, ev, sizeof(ev)) > 0, "inotify read: %s", strerror(errno));
+	} else if (!strcmp(kind, "pidfd-outside")) {
+		CHECK(syscall(SYS_pidfd_send_signal, fd, 0, NULL, 0) == 0, "pidfd broken: %s",
+		      strerror(errno));
+	} else if (!strcmp(kind, "fifo-outside")) {
+		CHECK(write(fd, "def", 3) == 3, "fifo broken: %s", strerror(errno));
 	} else {
 		CHECK(fcntl(fd, F_GETFD) >= 0, "io_uring fd closed: %s", strerror(errno));
 	}
