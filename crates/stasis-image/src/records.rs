@@ -610,6 +610,36 @@ pub struct Fd {
     /// For `PidFd`: the process it refers to.
     #[prost(uint32, tag = "17")]
     pub pidfd_pid: u32,
+    /// Locks held through this fd: flock and OFD locks of its open file
+    /// description, POSIX locks of this process on its file.
+    #[prost(message, repeated, tag = "18")]
+    pub locks: Vec<FileLock>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum LockKind {
+    /// flock(2): the open file description's, whole file.
+    Flock = 0,
+    /// fcntl(F_SETLK): the process's, a byte range.
+    Posix = 1,
+    /// fcntl(F_OFD_SETLK): the open file description's, a byte range.
+    Ofd = 2,
+}
+
+/// One file lock.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FileLock {
+    #[prost(enumeration = "LockKind", tag = "1")]
+    pub kind: i32,
+    /// Exclusive (write) or shared (read).
+    #[prost(bool, tag = "2")]
+    pub write: bool,
+    #[prost(uint64, tag = "3")]
+    pub start: u64,
+    /// Bytes locked from `start`; 0: to the end of the file, however long.
+    #[prost(uint64, tag = "4")]
+    pub len: u64,
 }
 
 /// A pipe and the bytes buffered in it at dump time.

@@ -130,3 +130,38 @@ pub fn open_by_handle(mount: BorrowedFd<'_>, handle: &FileHandle, flags: i32) ->
     // SAFETY: the descriptor was just opened and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// flock(2).
+pub fn flock(fd: std::os::fd::RawFd, op: i32) -> Result<()> {
+    // SAFETY: flock on a descriptor of our own; no memory is passed.
+    let r = unsafe { libc::flock(fd, op) };
+    if r < 0 {
+        return Err(SysError::last("flock", format!("fd {fd} op {op:#x}")));
+    }
+    Ok(())
+}
+
+/// fcntl(F_OFD_SETLK): takes `l` for the open file description `fd`.
+pub fn ofd_setlk(fd: std::os::fd::RawFd, l: &libc::flock) -> Result<()> {
+    let mut l = *l;
+    l.l_pid = 0;
+    // SAFETY: F_OFD_SETLK reads one struct flock, which `l` is.
+    let r = unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &l as *const libc::flock) };
+    if r < 0 {
+        return Err(SysError::last("fcntl(F_OFD_SETLK)", format!("fd {fd}")));
+    }
+    Ok(())
+}
+
+/// fcntl(F_OFD_GETLK): the first lock that would conflict with `l` on
+/// `fd`'s file (`l_type` F_UNLCK when none does).
+pub fn ofd_getlk(fd: std::os::fd::RawFd, l: &libc::flock) -> Result<libc::flock> {
+    let mut l = *l;
+    l.l_pid = 0;
+    // SAFETY: F_OFD_GETLK reads and overwrites one struct flock, `l`.
+    let r = unsafe { libc::fcntl(fd, libc::F_OFD_GETLK, &mut l as *mut libc::flock) };
+    if r < 0 {
+        return Err(SysError::last("fcntl(F_OFD_GETLK)", format!("fd {fd}")));
+    }
+    Ok(l)
+}

@@ -72,3 +72,54 @@ fn cr_tree_pidfd() {
     }
     cr_all_modes("tree_pidfd", Spawn::default());
 }
+
+#[test]
+fn plain_tree_locks() {
+    plain_run("tree_locks", Spawn::default());
+}
+
+/// flock, POSIX and OFD locks held by a parent and its child (see
+/// workloads/tree_locks.c).
+#[test]
+fn cr_tree_locks() {
+    if !require_root() {
+        return;
+    }
+    // Not PidNs: the original, still running, holds the locks (next test).
+    cr_modes(
+        "tree_locks",
+        Spawn::default(),
+        &[Mode::KillRestore, Mode::LeaveRunning, Mode::RestoreTwice],
+    );
+}
+
+/// A restore whose locks another process holds (the original, left
+/// running) is refused before anything runs, naming the file.
+#[test]
+fn locks_held_elsewhere_are_refused() {
+    if !require_root() {
+        return;
+    }
+    let w = Workload::spawn_c("tree_locks", Spawn::default());
+    let img = w.dir.join("img");
+    let img = img.to_str().expect("utf-8");
+    let out = stasis(&[
+        "dump",
+        "-t",
+        &w.pid.to_string(),
+        "-D",
+        img,
+        "--leave-running",
+    ]);
+    assert!(out.status.success(), "dump: {out:?}");
+    let out = stasis(&["restore", "-D", img, "-d", "--pidns"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "restore should fail: {err}");
+    assert!(
+        err.contains(".lk") && err.contains("locked"),
+        "unclear error: {err}"
+    );
+    if let Err(e) = w.terminate_and_verdict() {
+        panic!("original after the refused restore: {e}");
+    }
+}

@@ -28,6 +28,7 @@ use crate::procfs;
 pub mod epoll;
 pub mod eventfd;
 pub mod fifo;
+pub mod locks;
 pub mod pidfd;
 pub mod signalfd;
 pub mod timerfd;
@@ -110,10 +111,15 @@ impl FileTable {
                 v.iter()
                     .find(|(p2, f)| util::same_file(*p2, f.fd, pid, n).unwrap_or(false))
             });
+            let held = locks::dump(&info).map_err(|what| DumpError::Refused {
+                pid,
+                what: format!("fd {n} ({link}) {what}"),
+            })?;
             if let Some((_, orig)) = seen {
                 fds.push(Fd {
                     fd: n,
                     cloexec,
+                    locks: held,
                     ..orig.clone()
                 });
                 continue;
@@ -129,6 +135,7 @@ impl FileTable {
                 ..Default::default()
             };
             self.describe(pid, &mut fd, &link, &info, shell_job)?;
+            fd.locks = held;
             self.next_desc += 1;
             fd.desc = self.next_desc;
             self.by_ino
@@ -389,6 +396,7 @@ fn find_outside_holder(tree: &[i32], want: &BTreeMap<String, u64>) -> Option<(i3
 /// there and unchanged (see the module doc).
 pub fn check_files(p: &Process) -> Result<(), RestoreError> {
     unix::check_paths(p)?;
+    locks::check(p)?;
     for fd in &p.fds {
         let kind = FdKind::try_from(fd.kind).unwrap_or(FdKind::Regular);
         if kind == FdKind::Fifo {
@@ -599,6 +607,7 @@ impl Descriptions {
                 };
                 util::move_fd(src, *at).map_err(what)?;
                 opened.push(*at);
+                locks::take_shared(fd, *at).map_err(what)?;
                 util::set_status_flags(*at, fd.flags as i32 & SETFL_FLAGS).map_err(what)?;
                 if matches!(kind, FdKind::Regular | FdKind::Directory | FdKind::Unlinked)
                     && fd.flags as i32 & libc::O_PATH == 0

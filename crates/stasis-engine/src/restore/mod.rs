@@ -725,6 +725,9 @@ fn finish_process(l: &Live<'_>, base: RawFd) -> Result<(), RestoreError> {
         libc::SYS_close_range,
         &[base as u64, u32::MAX as u64, 0],
     )?;
+    // After the close: closing any fd of a file drops the process's POSIX
+    // locks on it, and the table held the same files.
+    files::locks::take_posix(t, p)?;
     if let Some(c) = &p.creds {
         for th in &p.threads {
             identity::restore_creds(t, th.tid as i32, c, p.no_new_privs)?;
