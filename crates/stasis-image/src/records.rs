@@ -473,6 +473,19 @@ pub enum FdKind {
     Fifo = 11,
     /// pidfd_open(2) of the process `Fd::pidfd_pid` (a pid of the image).
     PidFd = 12,
+    /// inotify_init1(2); watches in `Fd::inotify`.
+    Inotify = 13,
+}
+
+/// One inotify watch: its descriptor number, mask and the watched path.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct InotifyWatchRec {
+    #[prost(int32, tag = "1")]
+    pub wd: i32,
+    #[prost(uint32, tag = "2")]
+    pub mask: u32,
+    #[prost(string, tag = "3")]
+    pub path: String,
 }
 
 /// A unix domain socket: its kind, name, connection, options and the
@@ -614,6 +627,9 @@ pub struct Fd {
     /// description, POSIX locks of this process on its file.
     #[prost(message, repeated, tag = "18")]
     pub locks: Vec<FileLock>,
+    /// For `Inotify`: its watches.
+    #[prost(message, repeated, tag = "19")]
+    pub inotify: Vec<InotifyWatchRec>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]

@@ -100,3 +100,29 @@ pub fn epoll_add(epfd: RawFd, fd: RawFd, events: u32, data: u64) -> Result<()> {
     }
     check(r as _, "epoll_ctl(ADD)", format!("fd {fd} in epoll {epfd}")).map(drop)
 }
+
+/// inotify_init1(2) with IN_NONBLOCK and IN_CLOEXEC.
+pub fn inotify() -> Result<RawFd> {
+    // SAFETY: integer arguments only.
+    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    check(fd as _, "inotify_init1", "inotify").map(|f| f as RawFd)
+}
+
+/// inotify_add_watch(2): the watch descriptor.
+pub fn inotify_add_watch(fd: RawFd, path: &str, mask: u32) -> Result<i32> {
+    let c = std::ffi::CString::new(path).map_err(|_| SysError::Call {
+        call: "inotify_add_watch",
+        what: format!("path {path:?}"),
+        errno: libc::EINVAL,
+    })?;
+    // SAFETY: `c` is a NUL-terminated path that outlives the call.
+    let wd = unsafe { libc::inotify_add_watch(fd, c.as_ptr(), mask) };
+    check(wd as _, "inotify_add_watch", path.to_string()).map(|w| w as i32)
+}
+
+/// inotify_rm_watch(2).
+pub fn inotify_rm_watch(fd: RawFd, wd: i32) -> Result<()> {
+    // SAFETY: integer arguments only.
+    let r = unsafe { libc::inotify_rm_watch(fd, wd) };
+    check(r as _, "inotify_rm_watch", format!("wd {wd}")).map(drop)
+}

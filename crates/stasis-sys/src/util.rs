@@ -120,6 +120,15 @@ pub fn set_cloexec(fd: RawFd, on: bool) -> Result<()> {
     check(r as _, "fcntl(F_SETFD)", format!("fd {fd}")).map(drop)
 }
 
+/// ioctl(FIONREAD): bytes ready to read.
+pub fn fionread(fd: RawFd) -> Result<i32> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int into `n`.
+    let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n as *mut libc::c_int) };
+    check(r as _, "ioctl(FIONREAD)", format!("fd {fd}"))?;
+    Ok(n)
+}
+
 /// fcntl(F_GETFL).
 pub fn status_flags(fd: RawFd) -> Result<i32> {
     // SAFETY: fcntl on a descriptor of our own.

@@ -123,3 +123,17 @@ fn locks_held_elsewhere_are_refused() {
         panic!("original after the refused restore: {e}");
     }
 }
+
+#[test]
+fn plain_inotify() {
+    plain_run("inotify", Spawn::default());
+}
+
+/// inotify watches with their numbers and masks (see workloads/inotify.c).
+#[test]
+fn cr_inotify() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("inotify", Spawn::default());
+}

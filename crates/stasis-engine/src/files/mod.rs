@@ -28,6 +28,7 @@ use crate::procfs;
 pub mod epoll;
 pub mod eventfd;
 pub mod fifo;
+pub mod inotify;
 pub mod locks;
 pub mod pidfd;
 pub mod signalfd;
@@ -203,6 +204,7 @@ impl FileTable {
             "anon_inode:[timerfd]" => Some(timerfd::dump(fd, info)),
             "anon_inode:[eventpoll]" => Some(epoll::dump(pid, fd, info)),
             "anon_inode:[pidfd]" => Some(pidfd::dump(fd, info)),
+            "anon_inode:inotify" => Some(inotify::dump(pid, fd, info)),
             _ => None,
         };
         if let Some(r) = event {
@@ -399,8 +401,10 @@ pub fn check_files(p: &Process) -> Result<(), RestoreError> {
     locks::check(p)?;
     for fd in &p.fds {
         let kind = FdKind::try_from(fd.kind).unwrap_or(FdKind::Regular);
-        if kind == FdKind::Fifo {
-            fifo::check(p, fd)?;
+        match kind {
+            FdKind::Fifo => fifo::check(p, fd)?,
+            FdKind::Inotify => inotify::check(p, fd)?,
+            _ => {}
         }
         if !matches!(kind, FdKind::Regular | FdKind::Directory | FdKind::CharDev) {
             continue;
@@ -559,6 +563,10 @@ impl Descriptions {
                     FdKind::TimerFd => timerfd::open(fd).map_err(what)?,
                     FdKind::Epoll => epoll::open(fd).map_err(what)?,
                     FdKind::PidFd => unreachable!("pidfds are left out of the table"),
+                    FdKind::Inotify => inotify::open(fd).map_err(|e| RestoreError::Failed {
+                        pid: *pid as i32,
+                        what: format!("fd {} (inotify): {e}", fd.fd),
+                    })?,
                     FdKind::Fifo => {
                         fifos
                             .open(fd, pipes, end)
