@@ -116,7 +116,8 @@ fn precheck(
                 stat.session
             ));
         }
-        if stat.tty_nr != 0 {
+        // A pty of the tree's own is checked once all fds are known.
+        if stat.tty_nr != 0 && files::pty::pts_index(stat.tty_nr as u64).is_none() {
             return refuse("has a controlling terminal; pass --shell-job".into());
         }
     }
@@ -247,6 +248,7 @@ pub fn dump(
     }
     pagemaps.extend(shmem);
     let pipes = files.finish(&tree.pids())?;
+    files::pty::resolve(&mut processes, opts.shell_job)?;
     for p in &processes {
         if let Some((fd, target)) = files::pidfd::outside(p, &tree.pids()) {
             return Err(DumpError::Refused {
@@ -368,6 +370,7 @@ fn dump_process(
         } else {
             0
         },
+        ctty_pty: files::pty::pts_index(stat.tty_nr as u64).map_or(0, |i| i + 1),
         ..Default::default()
     };
     let mut runs = Vec::new();

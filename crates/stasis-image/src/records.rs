@@ -130,6 +130,10 @@ pub struct Process {
     /// unlinked-file object with this `shmem_id`, and `exe_path` is empty.
     #[prost(uint64, tag = "31")]
     pub exe_object: u64,
+    /// Non-zero: its controlling terminal is the pty pair of the image with
+    /// index `ctty_pty - 1` (a session made inside the tree, e.g. by tmux).
+    #[prost(uint32, tag = "32")]
+    pub ctty_pty: u32,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -475,6 +479,35 @@ pub enum FdKind {
     PidFd = 12,
     /// inotify_init1(2); watches in `Fd::inotify`.
     Inotify = 13,
+    /// The master of a pseudo-terminal pair made inside the tree
+    /// (/dev/ptmx); `Fd::pty_index` names the pair, `Fd::pty` its state.
+    PtyMaster = 14,
+    /// The slave of such a pair (/dev/pts/N at dump; the number may differ
+    /// after restore).
+    PtySlave = 15,
+}
+
+/// A pseudo-terminal pair's state, kept with (the first record of) its
+/// master.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PtyState {
+    /// The slave's `struct termios`, raw.
+    #[prost(bytes = "vec", tag = "1")]
+    pub termios: Vec<u8>,
+    /// rows, cols, xpixel, ypixel.
+    #[prost(uint32, repeated, tag = "2")]
+    pub winsize: Vec<u32>,
+    #[prost(bool, tag = "3")]
+    pub packet_mode: bool,
+    /// The slave was still locked (no unlockpt).
+    #[prost(bool, tag = "4")]
+    pub locked: bool,
+    /// Written to the master, not yet read from the slave (input).
+    #[prost(bytes = "vec", tag = "5")]
+    pub input: Vec<u8>,
+    /// Written to the slave, not yet read from the master (output).
+    #[prost(bytes = "vec", tag = "6")]
+    pub output: Vec<u8>,
 }
 
 /// One inotify watch: its descriptor number, mask and the watched path.
@@ -630,6 +663,11 @@ pub struct Fd {
     /// For `Inotify`: its watches.
     #[prost(message, repeated, tag = "19")]
     pub inotify: Vec<InotifyWatchRec>,
+    /// For `PtyMaster`/`PtySlave`: the pair's index at dump (N of /dev/pts/N).
+    #[prost(uint32, tag = "20")]
+    pub pty_index: u32,
+    #[prost(message, optional, tag = "21")]
+    pub pty: Option<PtyState>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]

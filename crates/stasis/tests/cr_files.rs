@@ -137,3 +137,19 @@ fn cr_inotify() {
     }
     cr_all_modes("inotify", Spawn::default());
 }
+
+#[test]
+fn plain_tree_pty() {
+    plain_run("tree_pty", Spawn::default());
+}
+
+/// A pty pair made inside the tree, a session with it as controlling
+/// terminal, a foreground group, termios, window size and bytes queued both
+/// ways (see workloads/tree_pty.c).
+#[test]
+fn cr_tree_pty() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("tree_pty", Spawn::default());
+}

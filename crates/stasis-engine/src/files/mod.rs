@@ -31,6 +31,7 @@ pub mod fifo;
 pub mod inotify;
 pub mod locks;
 pub mod pidfd;
+pub mod pty;
 pub mod signalfd;
 pub mod timerfd;
 pub mod unix;
@@ -231,6 +232,17 @@ impl FileTable {
         }
         let st = procfs::stat(pid, &format!("fd/{n}"))?;
         fd.file = Some(procfs::file_id(&st));
+        if st.st_mode & libc::S_IFMT == libc::S_IFCHR {
+            if pty::is_master(link) {
+                return pty::dump_master(pid, fd, info).map_err(|what| refuse(&what));
+            }
+            if let Some(index) = pty::pts_index(st.st_rdev) {
+                // A pty end whose master may be in the tree (pty::resolve).
+                fd.kind = FdKind::PtySlave as i32;
+                fd.pty_index = index;
+                return Ok(());
+            }
+        }
         match st.st_mode & libc::S_IFMT {
             libc::S_IFREG => fd.kind = FdKind::Regular as i32,
             libc::S_IFDIR => fd.kind = FdKind::Directory as i32,
@@ -517,7 +529,10 @@ impl Descriptions {
         let mut sock_at: BTreeMap<u64, RawFd> = BTreeMap::new();
         let mut tmp_used = BTreeSet::new();
         let mut fifos = fifo::Fifos::default();
+        let mut ptys = pty::Ptys::default();
         let result = (|| {
+            ptys.open_all(procs, end)
+                .map_err(|what| RestoreError::Failed { pid: 0, what })?;
             for (at, pid, i) in keys.values() {
                 let p = procs.iter().find(|p| p.pid == *pid).expect("planned");
                 let fd = &p.fds[*i];
@@ -567,6 +582,12 @@ impl Descriptions {
                         pid: *pid as i32,
                         what: format!("fd {} (inotify): {e}", fd.fd),
                     })?,
+                    FdKind::PtyMaster | FdKind::PtySlave => {
+                        ptys.open(fd).map_err(|e| RestoreError::Failed {
+                            pid: *pid as i32,
+                            what: format!("fd {} (pty {}): {e}", fd.fd, fd.pty_index),
+                        })?
+                    }
                     FdKind::Fifo => {
                         fifos
                             .open(fd, pipes, end)
@@ -630,6 +651,7 @@ impl Descriptions {
         })();
         socks.close_pending();
         fifos.close();
+        ptys.close(procs);
         // Pipe ends no fd uses are not needed (a pipe whose reader had
         // gone stays without one).
         for e in ends.values().flatten().flatten() {

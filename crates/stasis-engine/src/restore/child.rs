@@ -236,7 +236,7 @@ fn setup(c: &Common<'_>, plan: &ChildPlan<'_>) -> Result<String, String> {
         }
         files::install_in_child(p, c.slot)?;
         files::epoll::install_in_child(p)?;
-        if p.tty_fg_pgid != 0 && plan.node.setsid {
+        if (p.tty_fg_pgid != 0 || p.ctty_pty != 0) && plan.node.setsid {
             let fd = tty_fd(p).ok_or("it led a session with a terminal, but has no terminal fd")?;
             util::set_ctty(fd).map_err(|e| {
                 format!("cannot make fd {fd} its controlling terminal again ({e}); is the terminal still another session's?")
@@ -301,8 +301,12 @@ fn premap(pages: &str, premaps: &[Premap]) -> String {
     note
 }
 
-/// The process's first terminal fd.
+/// The fd of the process's controlling terminal: the slave of its pty
+/// pair, or (a shell job) its first terminal fd.
 pub fn tty_fd(p: &Process) -> Option<RawFd> {
+    if p.ctty_pty != 0 {
+        return files::pty::slave_fd(p);
+    }
     p.fds
         .iter()
         .find(|f| f.kind == stasis_image::FdKind::Tty as i32)

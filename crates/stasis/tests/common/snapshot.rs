@@ -83,6 +83,12 @@ fn normalize_map_line(line: &str) -> String {
 
 fn normalize_fd_target(t: &str) -> String {
     // "pipe:[1234]", "socket:[1234]" -> "pipe:[*]"; "anon_inode:[eventfd]" stays.
+    // A pty made by the tree gets the number the kernel picks at restore.
+    if let Some(n) = t.strip_prefix("/dev/pts/") {
+        if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) {
+            return "/dev/pts/*".into();
+        }
+    }
     // An O_TMPFILE file's name is its inode number: "/dir/#1234 (deleted)"
     // -> "/dir/#* (deleted)".
     if let Some(stem) = t.strip_suffix(" (deleted)") {
