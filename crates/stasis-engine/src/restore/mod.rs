@@ -406,6 +406,13 @@ pub fn restore(
     }
     guard.armed = false;
     drop(block_w);
+    // Full-screen programs on a pty of the tree redraw on SIGWINCH (as
+    // screen did after a reattach); the default action ignores it.
+    for p in image.processes.iter().filter(|p| p.ctty_pty != 0) {
+        if p.tty_fg_pgid != 0 {
+            let _ = util::kill(-host(p.tty_fg_pgid), libc::SIGWINCH);
+        }
+    }
     let total_ms = t0.elapsed().as_secs_f64() * 1e3;
     let exit_code = if opts.detach {
         None
