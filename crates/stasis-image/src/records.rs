@@ -223,6 +223,10 @@ pub enum VmaKind {
     Vdso = 2,
     /// `[vsyscall]`: fixed by the kernel, nothing to restore.
     Vsyscall = 3,
+    /// A mapping of an io_uring instance's rings (anon_inode:[io_uring]);
+    /// the ring is the process's fd `Vma::io_uring_fd`, contents in its
+    /// `IoUringState`.
+    IoUring = 5,
 }
 
 /// One VMA, as /proc/PID/maps and smaps show it.
@@ -263,6 +267,9 @@ pub struct Vma {
     /// `shmem_id`, at object offsets.
     #[prost(uint64, tag = "11")]
     pub shmem_id: u64,
+    /// For `IoUring`: the fd of the ring in the process.
+    #[prost(int32, tag = "13")]
+    pub io_uring_fd: i32,
 }
 
 pub const MADV_BIT_DONTFORK: u32 = 1 << 0;
@@ -485,6 +492,54 @@ pub enum FdKind {
     /// The slave of such a pair (/dev/pts/N at dump; the number may differ
     /// after restore).
     PtySlave = 15,
+    /// An idle io_uring instance; state in `Fd::io_uring`.
+    IoUring = 16,
+}
+
+/// An idle io_uring instance (no request queued, in flight or unreaped).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct IoUringState {
+    #[prost(uint32, tag = "1")]
+    pub sq_entries: u32,
+    #[prost(uint32, tag = "2")]
+    pub cq_entries: u32,
+    /// IORING_SETUP_* flags restore passes to io_uring_setup.
+    #[prost(uint32, tag = "3")]
+    pub setup_flags: u32,
+    /// SQPOLL thread CPU (-1: not bound).
+    #[prost(int32, tag = "4")]
+    pub sq_thread_cpu: i32,
+    /// The ring's position: submission head = tail = completion head =
+    /// tail, all equal when idle.
+    #[prost(uint32, tag = "5")]
+    pub position: u32,
+    /// Registered files: (slot, fd number in the process) pairs flattened;
+    /// `files_nr` slots in all, the others empty.
+    #[prost(int32, repeated, tag = "6")]
+    pub files: Vec<i32>,
+    #[prost(uint32, tag = "7")]
+    pub files_nr: u32,
+    /// Registered buffers: (address, length) pairs flattened.
+    #[prost(uint64, repeated, tag = "8")]
+    pub bufs: Vec<u64>,
+    /// The process's mappings of the ring, with their contents.
+    #[prost(message, repeated, tag = "9")]
+    pub maps: Vec<IoUringMap>,
+    /// The ring memory is ordinary memory of the process (a memfd an
+    /// earlier restore mapped), restored with the rest of its memory.
+    #[prost(bool, tag = "10")]
+    pub memfd_backed: bool,
+}
+
+/// One mapping of a ring: `pgoff` is IORING_OFF_SQ_RING, _CQ_RING or _SQES.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct IoUringMap {
+    #[prost(uint64, tag = "1")]
+    pub start: u64,
+    #[prost(uint64, tag = "2")]
+    pub pgoff: u64,
+    #[prost(bytes = "vec", tag = "3")]
+    pub data: Vec<u8>,
 }
 
 /// A pseudo-terminal pair's state, kept with (the first record of) its
@@ -668,6 +723,8 @@ pub struct Fd {
     pub pty_index: u32,
     #[prost(message, optional, tag = "21")]
     pub pty: Option<PtyState>,
+    #[prost(message, optional, tag = "22")]
+    pub io_uring: Option<IoUringState>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]

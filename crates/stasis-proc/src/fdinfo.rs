@@ -227,6 +227,11 @@ pub fn parse_fdinfo(text: &str) -> Result<FdInfo, ProcError> {
             continue;
         }
         let bad = |reason: &str| ProcError::bad_line(FILE, idx + 1, line, reason);
+        // Indented lines continue a list (io_uring's PollList entries are
+        // "  op=N, task_works=N"); the kind's own reader parses them.
+        if line.starts_with(' ') && !line.contains(':') {
+            continue;
+        }
         let (key, v) = line.split_once(':').ok_or_else(|| bad("missing ':'"))?;
         let v = v.trim();
         match key {

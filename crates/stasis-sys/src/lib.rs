@@ -17,6 +17,7 @@ pub mod remote;
 pub mod sockdiag;
 pub mod tty;
 pub mod unixsock;
+pub mod uring;
 pub mod util;
 
 pub use error::SysError;

@@ -153,3 +153,18 @@ fn cr_tree_pty() {
     }
     cr_all_modes("tree_pty", Spawn::default());
 }
+
+#[test]
+fn plain_uring() {
+    plain_run("uring", Spawn::default());
+}
+
+/// Idle io_uring instances: position, mappings, registered files and
+/// buffers, SINGLE_ISSUER|DEFER_TASKRUN (see workloads/uring.c).
+#[test]
+fn cr_uring() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("uring", Spawn::default());
+}

@@ -36,6 +36,7 @@ pub mod signalfd;
 pub mod timerfd;
 pub mod unix;
 pub mod unlinked;
+pub mod uring;
 
 /// Character devices that are reopened by path.
 const SIMPLE_DEVICES: [&str; 6] = [
@@ -195,9 +196,7 @@ impl FileTable {
             return Ok(());
         }
         if link == "anon_inode:[io_uring]" {
-            return Err(refuse(
-                "an io_uring instance, which stasis cannot checkpoint yet; close it or exclude the process",
-            ));
+            return uring::dump(pid, fd, info.ino).map_err(|what| refuse(&what));
         }
         let event: Option<Result<(), String>> = match link {
             "anon_inode:[eventfd]" => Some(eventfd::dump(fd, info)),
@@ -486,8 +485,8 @@ impl Descriptions {
         for p in procs.iter().filter(|p| !p.zombie) {
             let mut own: BTreeMap<i32, Key> = BTreeMap::new();
             for (i, fd) in p.fds.iter().enumerate() {
-                if fd.kind == FdKind::PidFd as i32 {
-                    continue; // made by the process itself (pidfd.rs)
+                if made_in_process(fd) {
+                    continue; // made by the process itself (pidfd.rs, uring.rs)
                 }
                 let key = if fd.desc != 0 {
                     Key::Desc(fd.desc)
@@ -577,7 +576,9 @@ impl Descriptions {
                     FdKind::SignalFd => signalfd::open(fd).map_err(what)?,
                     FdKind::TimerFd => timerfd::open(fd).map_err(what)?,
                     FdKind::Epoll => epoll::open(fd).map_err(what)?,
-                    FdKind::PidFd => unreachable!("pidfds are left out of the table"),
+                    FdKind::PidFd | FdKind::IoUring => {
+                        unreachable!("made by the process itself, left out of the table")
+                    }
                     FdKind::Inotify => inotify::open(fd).map_err(|e| RestoreError::Failed {
                         pid: *pid as i32,
                         what: format!("fd {} (inotify): {e}", fd.fd),
@@ -675,7 +676,7 @@ impl Descriptions {
 /// Inside the new process: puts each fd of `p` at its number, from the
 /// description table inherited from the restorer.
 pub fn install_in_child(p: &Process, slot: &BTreeMap<(u32, i32), RawFd>) -> Result<(), String> {
-    for fd in p.fds.iter().filter(|f| f.kind != FdKind::PidFd as i32) {
+    for fd in p.fds.iter().filter(|f| !made_in_process(f)) {
         let from = slot
             .get(&(p.pid, fd.fd))
             .ok_or_else(|| format!("fd {}: no description planned", fd.fd))?;
@@ -683,4 +684,11 @@ pub fn install_in_child(p: &Process, slot: &BTreeMap<(u32, i32), RawFd>) -> Resu
             .map_err(|e| format!("fd {} ({}): {e}", fd.fd, fd.path))?;
     }
     Ok(())
+}
+
+/// Descriptors each process makes itself once it exists (a pidfd needs
+/// the whole tree; a ring belongs to the process that set it up), left out
+/// of the restorer's table.
+fn made_in_process(fd: &Fd) -> bool {
+    fd.kind == FdKind::PidFd as i32 || fd.kind == FdKind::IoUring as i32
 }

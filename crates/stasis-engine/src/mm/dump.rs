@@ -86,6 +86,7 @@ pub fn dump_vmas(pid: i32, smaps: &[SmapsEntry]) -> Result<Vec<Vma>, DumpError> 
             madv: madv_bits(s),
             guards: Vec::new(),
             shmem_id: 0,
+            io_uring_fd: 0,
         };
         match m.kind() {
             MapKind::Anonymous | MapKind::Heap | MapKind::Stack | MapKind::AnonNamed(_) => {
@@ -136,6 +137,9 @@ pub fn dump_vmas(pid: i32, smaps: &[SmapsEntry]) -> Result<Vec<Vma>, DumpError> 
                     vma.name = path.to_string();
                     vma.file = Some(procfs::file_id(&st));
                 }
+            }
+            MapKind::Other("anon_inode:[io_uring]") => {
+                crate::files::uring::classify(&mut vma, pid, m.inode).map_err(refuse)?;
             }
             MapKind::Other(_) => {
                 return Err(refuse("is a special mapping stasis does not know".into()));

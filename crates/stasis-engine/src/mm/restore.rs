@@ -201,6 +201,8 @@ pub fn switch_memory(
                 (keep, *fd as u64, v.pgoff)
             }
             VmaKind::Anon => (keep | libc::MAP_ANONYMOUS as u32, u64::MAX, 0),
+            // Mapped with its ring, after the switch (files::uring).
+            VmaKind::IoUring => continue,
             VmaKind::File => {
                 let w = shared && v.prot & libc::PROT_WRITE as u32 != 0;
                 let fd = files
@@ -212,6 +214,11 @@ pub fn switch_memory(
                 (keep, *fd as u64, v.pgoff)
             }
         };
+        tracing::debug!(
+            "mmap {:x}-{:x} prot {prot:#x} flags {flags:#x} fd {fd} off {off:#x}",
+            v.start,
+            v.end
+        );
         let got = t.lcall(
             "mmap",
             libc::SYS_mmap,
@@ -269,7 +276,7 @@ pub fn switch_memory(
     for v in &p.vmas {
         if matches!(
             VmaKind::try_from(v.kind),
-            Ok(VmaKind::Vdso | VmaKind::Vsyscall)
+            Ok(VmaKind::Vdso | VmaKind::Vsyscall | VmaKind::IoUring)
         ) {
             continue;
         }

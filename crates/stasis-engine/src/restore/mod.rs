@@ -703,6 +703,7 @@ fn restore_process(
         &l.inherited,
     )?;
     mm::restore::set_mm(t, p, exe_fd)?;
+    files::uring::restore(t, p)?;
     signals::restore_sigactions(t, &p.sigactions)?;
     timers::restore_itimers(t, &p.itimers)?;
     threads::create_threads(t, &p.threads)?;

@@ -71,6 +71,11 @@ fn normalize_map_line(line: &str) -> String {
     let dev = it.next().unwrap_or("");
     let inode = it.next().unwrap_or("");
     let path = it.next().unwrap_or("").trim_start();
+    // An io_uring's rings come back in memory of the process's own (the
+    // kernel refuses to place its mapping at an address; files/uring.rs).
+    if path == "anon_inode:[io_uring]" || path.starts_with("/memfd:io_uring:") {
+        return format!("{range} {perms} io_uring ring memory");
+    }
     // Real files keep their identity; anonymous, shmem and deleted objects
     // are recreated by a restore and get new dev/inode numbers.
     let real_file = path.starts_with('/') && !path.ends_with(" (deleted)");

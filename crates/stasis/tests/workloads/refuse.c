@@ -10,9 +10,14 @@
 #include <linux/io_uring.h>
 #include <fcntl.h>
 #include <sys/syscall.h>
+#include <sys/mman.h>
+#include <stdint.h>
 #ifndef __NR_io_uring_setup
 #define __NR_io_uring_setup 425
 #endif
+
+static int pp[2];
+static char rbuf[16];
 
 int main(int argc, char **argv)
 {
@@ -40,11 +45,31 @@ int main(int argc, char **argv)
 		SYS(fd = open(argc > 2 ? argv[2] : "", O_WRONLY));
 		CHECK(write(fd, "abc", 3) == 3, "write fifo: %s", strerror(errno));
 	} else {
+		/* A read on an empty pipe: a request in flight. */
 		struct io_uring_params p;
+		struct io_uring_sqe *sqe;
+		uint8_t *sq;
+
 		memset(&p, 0, sizeof(p));
 		fd = (int)syscall(__NR_io_uring_setup, 4, &p);
 		if (fd < 0)
 			wl_fail("io_uring_setup: %s", strerror(errno));
+		SYS(pipe(pp));
+		sq = mmap(NULL, p.sq_off.array + 16, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+			  IORING_OFF_SQ_RING);
+		sqe = mmap(NULL, 4 * sizeof(*sqe), PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+			   IORING_OFF_SQES);
+		if (sq == MAP_FAILED || sqe == MAP_FAILED)
+			wl_fail("mmap: %s", strerror(errno));
+		memset(sqe, 0, sizeof(*sqe));
+		sqe->opcode = IORING_OP_READ;
+		sqe->fd = pp[0];
+		sqe->addr = (uint64_t)(uintptr_t)rbuf;
+		sqe->len = sizeof(rbuf);
+		((uint32_t *)(sq + p.sq_off.array))[0] = 0;
+		*(uint32_t *)(sq + p.sq_off.tail) = 1;
+		if (syscall(__NR_io_uring_enter, fd, 1, 0, 0, NULL, 0) != 1)
+			wl_fail("io_uring_enter: %s", strerror(errno));
 	}
 	wl_note("holding a %s at fd %d", kind, fd);
 	wl_ready();
@@ -67,7 +92,10 @@ int main(int argc, char **argv)
 	} else if (!strcmp(kind, "fifo-outside")) {
 		CHECK(write(fd, "def", 3) == 3, "fifo broken: %s", strerror(errno));
 	} else {
-		CHECK(fcntl(fd, F_GETFD) >= 0, "io_uring fd closed: %s", strerror(errno));
+		/* The read completes once the pipe has data. */
+		CHECK(write(pp[1], "x", 1) == 1, "write pipe: %s", strerror(errno));
+		CHECK(syscall(__NR_io_uring_enter, fd, 0, 1, IORING_ENTER_GETEVENTS, NULL, 0) == 0,
+		      "io_uring_enter(GETEVENTS): %s", strerror(errno));
 	}
 	wl_pass();
 }
