@@ -89,16 +89,12 @@ pub fn cont(tid: i32, sig: i32) -> Result<()> {
     req(libc::PTRACE_CONT, tid, 0, sig as usize, "PTRACE_CONT").map(drop)
 }
 
-pub fn single_step(tid: i32, sig: i32) -> Result<()> {
-    req(
-        libc::PTRACE_SINGLESTEP,
-        tid,
-        0,
-        sig as usize,
-        "PTRACE_SINGLESTEP",
-    )
-    .map(drop)
+/// PTRACE_SYSCALL: resume until the next syscall entry or exit. These
+/// stops are ptrace reports, not signals: nothing is queued to the thread.
+pub fn cont_syscall(tid: i32) -> Result<()> {
+    req(libc::PTRACE_SYSCALL, tid, 0, 0, "PTRACE_SYSCALL").map(drop)
 }
+
 
 /// waitpid(tid, __WALL), retried on EINTR.
 pub fn wait(tid: i32) -> Result<Stop> {

@@ -2,15 +2,22 @@
 //!
 //! The thread's registers are saved, pointed at a `syscall` instruction
 //! that exists in the tracee (in its vDSO at dump time, in the restorer's
-//! trampoline page at restore time), single-stepped over it, and put back.
-//! The single-step trap arrives right after the syscall returns, so nothing
-//! after the instruction ever runs, even if the syscall unmapped it.
+//! trampoline page at restore time), run to the syscall's entry and exit
+//! stops (PTRACE_SYSCALL), and put back. The exit stop comes before the
+//! thread returns to user mode, so nothing after the instruction ever
+//! runs, even if the syscall unmapped it.
+//!
+//! Not single-stepping matters: a single-step trap is a SIGTRAP the kernel
+//! forces on the thread, and forcing a signal the thread blocks or ignores
+//! resets its disposition to SIG_DFL. Every dump would have cleared a
+//! program's SIGTRAP handler (bash installs one). Syscall stops are ptrace
+//! reports and queue nothing.
 //!
 //! `orig_rax` is set to -1 while the injected syscall runs so that the
 //! kernel's syscall-restart logic never touches the injected registers.
 //! The caller must keep signals blocked in the tracee (see
-//! [`crate::ptrace::set_sigmask`]): a signal delivered while stepping would
-//! be reported instead of the trap.
+//! [`crate::ptrace::set_sigmask`]): a signal delivered during the syscall
+//! would be reported instead of its exit stop.
 
 use crate::error::{Result, SysError};
 use crate::ptrace::{self, Regs, Stop};
@@ -80,25 +87,30 @@ impl RemoteThread {
         regs.r8 = a(4);
         regs.r9 = a(5);
         ptrace::set_regs(self.tid, &regs)?;
-        ptrace::single_step(self.tid, 0)?;
+        ptrace::cont_syscall(self.tid)?;
+        // The entry stop, then the exit stop.
+        let mut stops = 0;
         loop {
             match ptrace::wait(self.tid)? {
-                Stop::Stopped {
-                    sig: libc::SIGTRAP,
-                    event: 0,
-                } => break,
+                Stop::Stopped { sig, event: 0 } if sig & 0x7f == libc::SIGTRAP => {
+                    stops += 1;
+                    if stops == 2 {
+                        break;
+                    }
+                    ptrace::cont_syscall(self.tid)?;
+                }
                 Stop::Stopped {
                     sig: libc::SIGTRAP,
                     event,
                 } if event != 0 => {
                     // A ptrace event (clone) inside the syscall: go on.
-                    ptrace::single_step(self.tid, 0)?;
+                    ptrace::cont_syscall(self.tid)?;
                 }
                 Stop::Stopped { sig, .. } => {
                     return Err(SysError::Tracee {
                         tid: self.tid,
                         what: format!(
-                            "got signal {sig} instead of the trap after remote syscall {nr}"
+                            "got signal {sig} instead of a syscall stop in remote syscall {nr}"
                         ),
                     })
                 }

@@ -11,6 +11,8 @@
  *     SIGALRM    SA_RESTART, mask {SIGUSR1, SIGWINCH, SIGRTMIN+5}
  *     SIGCHLD    SA_NOCLDSTOP|SA_RESTART
  *     SIGPIPE    SIG_IGN
+ *     SIGTRAP    SA_RESTART (a handler: single-stepping would reset it)
+ *     SIGSYS     SIG_IGN
  *     SIGRTMIN+1 SA_SIGINFO, mask {SIGRTMIN+6}
  *     SIGRTMIN+2 SA_SIGINFO|SA_RESTART
  *     SIGRTMIN+3 SA_SIGINFO
@@ -436,6 +438,10 @@ int main(void)
 		set_disp(SIGALRM, (void *)h_alrm, SA_RESTART, m_alrm, 3);
 		set_disp(SIGCHLD, (void *)h_chld, SA_NOCLDSTOP | SA_RESTART, NULL, 0);
 		set_disp(SIGPIPE, (void *)SIG_IGN, 0, NULL, 0);
+		/* A SIGTRAP handler (bash has one) and an ignored SIGSYS: a
+		 * checkpoint must not trap the thread with signals of its own. */
+		set_disp(SIGTRAP, (void *)h_chld, SA_RESTART, NULL, 0);
+		set_disp(SIGSYS, (void *)SIG_IGN, 0, NULL, 0);
 		set_disp(SIGRTMIN + 1, (void *)h_rt, SA_SIGINFO, m_rt1, 1);
 		set_disp(SIGRTMIN + 2, (void *)h_rt, SA_SIGINFO | SA_RESTART, NULL, 0);
 		set_disp(SIGRTMIN + 3, (void *)h_rt, SA_SIGINFO, NULL, 0);
