@@ -95,7 +95,6 @@ pub fn cont_syscall(tid: i32) -> Result<()> {
     req(libc::PTRACE_SYSCALL, tid, 0, 0, "PTRACE_SYSCALL").map(drop)
 }
 
-
 /// waitpid(tid, __WALL), retried on EINTR.
 pub fn wait(tid: i32) -> Result<Stop> {
     let mut status = 0;

@@ -159,3 +159,12 @@ pub fn set_exclusive(fd: RawFd) -> Result<()> {
 pub fn foreground(fd: RawFd) -> Result<i32> {
     get_int(fd, libc::TIOCGPGRP, "ioctl(TIOCGPGRP)")
 }
+
+/// TIOCGPTPEER: a new descriptor of a master's slave, opened with `flags`
+/// (unlike an open of /dev/pts/N, which always adds O_LARGEFILE).
+pub fn open_peer(master: RawFd, flags: i32) -> Result<RawFd> {
+    // SAFETY: TIOCGPTPEER takes the open flags as its integer argument.
+    let r = unsafe { libc::ioctl(master, libc::TIOCGPTPEER, flags) };
+    check(r, "ioctl(TIOCGPTPEER)", master)?;
+    Ok(r)
+}

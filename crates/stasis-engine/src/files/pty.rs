@@ -33,6 +33,10 @@ use stasis_sys::{tty, util, RemoteFd};
 
 use crate::error::DumpError;
 
+/// O_LARGEFILE as the kernel shows it in f_flags on x86_64 (libc's
+/// constant is 0 there: the flag is implied for 64-bit programs).
+const O_LARGEFILE_BIT: u32 = 0o100000;
+
 /// Majors of /dev/pts/N (UNIX98_PTY_SLAVE_MAJOR and the 7 after it).
 const PTS_MAJORS: std::ops::RangeInclusive<u64> = 136..=143;
 
@@ -261,7 +265,13 @@ impl Ptys {
             return util::dup_above(*m, 0).map_err(|e| e.to_string());
         }
         let flags = (fd.flags as i32 & (libc::O_ACCMODE | libc::O_NONBLOCK)) | libc::O_NOCTTY;
-        util::open_raw(path, flags).map_err(|e| e.to_string())
+        // Opened by path, the kernel adds O_LARGEFILE; through the master
+        // (forkpty, openpty) it does not. Do as the program did.
+        if fd.flags & O_LARGEFILE_BIT != 0 {
+            util::open_raw(path, flags).map_err(|e| e.to_string())
+        } else {
+            tty::open_peer(*m, flags).map_err(|e| e.to_string())
+        }
     }
 
     /// Locks the pairs that were locked, and drops the restorer's masters.
