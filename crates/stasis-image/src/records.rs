@@ -659,6 +659,12 @@ pub struct EpollEntry {
     pub events: u32,
     #[prost(uint64, tag = "3")]
     pub data: u64,
+    /// The watched file is no longer (or not only) at `tfd`: the program
+    /// closed that fd after adding it, or the number now holds another
+    /// file. This fd of the same process is the watched file; restore
+    /// registers it under the number `tfd` for a moment.
+    #[prost(int32, optional, tag = "4")]
+    pub via_fd: Option<i32>,
 }
 
 /// An open descriptor.

@@ -458,6 +458,22 @@ pub fn same_file(pid1: i32, a: i32, pid2: i32, b: i32) -> Result<bool> {
     check(r, "kcmp", format!("pid {pid1} fd {a} / pid {pid2} fd {b}")).map(|r| r == 0)
 }
 
+/// kcmp(2) KCMP_EPOLL_TFD: whether fd `fd` of `pid` is the file that the
+/// `toff`-th registration under fd number `tfd` of epoll `epfd` (also of
+/// `pid`) watches.
+pub fn epoll_target_is(pid: i32, epfd: i32, tfd: i32, toff: u32, fd: i32) -> Result<bool> {
+    const KCMP_EPOLL_TFD: i32 = 7;
+    let slot: [u32; 3] = [epfd as u32, tfd as u32, toff];
+    // SAFETY: the kernel reads one struct kcmp_epoll_slot (three u32s).
+    let r = unsafe { libc::syscall(libc::SYS_kcmp, pid, pid, KCMP_EPOLL_TFD, fd, slot.as_ptr()) };
+    check(
+        r,
+        "kcmp(KCMP_EPOLL_TFD)",
+        format!("pid {pid} epoll {epfd} tfd {tfd}"),
+    )
+    .map(|r| r == 0)
+}
+
 /// kcmp(2) types.
 pub const KCMP_VM: i32 = 1;
 pub const KCMP_FILES: i32 = 2;

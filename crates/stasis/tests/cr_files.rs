@@ -168,3 +168,18 @@ fn cr_uring() {
     }
     cr_all_modes("uring", Spawn::default());
 }
+
+#[test]
+fn plain_epoll_ghost() {
+    plain_run("epoll_ghost", Spawn::default());
+}
+
+/// epoll registrations for fds closed after being added and two
+/// registrations under one number (see workloads/epoll_ghost.c).
+#[test]
+fn cr_epoll_ghost() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("epoll_ghost", Spawn::default());
+}

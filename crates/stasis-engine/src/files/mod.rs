@@ -119,12 +119,16 @@ impl FileTable {
                 what: format!("fd {n} ({link}) {what}"),
             })?;
             if let Some((_, orig)) = seen {
-                fds.push(Fd {
+                let mut shared = Fd {
                     fd: n,
                     cloexec,
                     locks: held,
                     ..orig.clone()
-                });
+                };
+                // A registration through another fd is the first holder's
+                // to make: that fd number means another file here.
+                shared.epoll.retain(|e| e.via_fd.is_none());
+                fds.push(shared);
                 continue;
             }
             let mut fd = Fd {
