@@ -23,6 +23,10 @@ pub struct DumpOptions {
     /// The target is a job of a shell: it may use the terminal and need
     /// not lead its session.
     pub shell_job: bool,
+    /// A unix socket connected to a socket outside the tree is recorded by
+    /// its peer's name and connected there again at restore (CRIU's
+    /// --ext-unix-sk), instead of refused.
+    pub ext_unix_sk: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -247,7 +251,7 @@ pub fn dump(
         shmem.push(m);
     }
     pagemaps.extend(shmem);
-    let pipes = files.finish(&tree.pids())?;
+    let pipes = files.finish(&tree.pids(), &mut processes, opts.ext_unix_sk)?;
     files::pty::resolve(&mut processes, opts.shell_job)?;
     for p in &processes {
         if let Some((fd, target)) = files::pidfd::outside(p, &tree.pids()) {

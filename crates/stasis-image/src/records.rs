@@ -620,6 +620,19 @@ pub struct UnixSocket {
     pub uid: u32,
     #[prost(uint32, tag = "14")]
     pub gid: u32,
+    /// For a listener: the connections made to it and not yet accepted,
+    /// oldest first (the inodes their clients name as peer). Restore
+    /// connects each client again, in this order.
+    #[prost(uint64, repeated, tag = "15")]
+    pub pending: Vec<u64>,
+    /// Connected to a socket outside the tree (--ext-unix-sk): the name to
+    /// connect to again at restore.
+    #[prost(bytes = "vec", tag = "16")]
+    pub external: Vec<u8>,
+    /// A connection whose other end was closed: reads give the queue, then
+    /// end of file.
+    #[prost(bool, tag = "17")]
+    pub peer_closed: bool,
 }
 
 /// An eventfd's counter and mode.

@@ -109,6 +109,27 @@ pub fn connect(fd: RawFd, name: &[u8]) -> Result<()> {
     check(r, "connect", || display(name)).map(drop)
 }
 
+/// getpeername(2): the address of the socket `fd` is connected to
+/// (sun_path bytes; empty for an unnamed peer).
+pub fn peer_name(fd: RawFd) -> Result<Vec<u8>> {
+    // SAFETY: sockaddr_un is plain old data; all zeros is valid.
+    let mut a: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: `a` has room for `len` bytes, which the kernel updates.
+    let r = unsafe { libc::getpeername(fd, (&mut a as *mut libc::sockaddr_un).cast(), &mut len) };
+    check(r, "getpeername", || format!("fd {fd}"))?;
+    let n = (len as usize).saturating_sub(std::mem::size_of::<libc::sa_family_t>());
+    let bytes: Vec<u8> = a.sun_path[..n.min(a.sun_path.len())]
+        .iter()
+        .map(|c| *c as u8)
+        .collect();
+    // A path name comes with its NUL; an abstract one is exact.
+    Ok(match bytes.first() {
+        Some(0) => bytes,
+        _ => bytes.split(|b| *b == 0).next().unwrap_or(&[]).to_vec(),
+    })
+}
+
 /// listen(2).
 pub fn listen(fd: RawFd, backlog: i32) -> Result<()> {
     // SAFETY: integer arguments only.
@@ -241,7 +262,24 @@ fn peek_all(fd: RawFd, stream: bool, limit: usize) -> std::result::Result<Vec<Ve
             total = 0;
             continue;
         }
-        if n == 0 && stream {
+        if n == 0 {
+            // Stream: the end. Seqpacket: the end of file after the peer
+            // closed, or a zero-length record, which peeking cannot get
+            // past (the peek offset stays): whatever follows it would be
+            // lost, so bytes left unpeeked are an error. (A datagram
+            // socket's zero-length datagram ends the copy the same way.)
+            if !stream {
+                let left = crate::util::fionread(fd).map_err(PeekError::Sys)?;
+                if left as usize > total {
+                    return Err(PeekError::Sys(SysError::Call {
+                        call: "recvmsg(MSG_PEEK)",
+                        what: format!(
+                            "fd {fd}: a zero-length message is queued before other messages"
+                        ),
+                        errno: libc::ENOTSUP,
+                    }));
+                }
+            }
             return Ok(out);
         }
         total += n;

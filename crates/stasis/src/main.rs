@@ -43,6 +43,11 @@ enum Cmd {
         /// need not lead its session.
         #[arg(short = 'j', long)]
         shell_job: bool,
+        /// Allow unix sockets connected to a socket outside the tree: they
+        /// are connected to the peer's name (its listener's path, or a bound
+        /// datagram socket) again at restore.
+        #[arg(long)]
+        ext_unix_sk: bool,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -124,11 +129,13 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
             dir,
             leave_running,
             shell_job,
+            ext_unix_sk,
             json,
         } => {
             let opts = stasis_engine::DumpOptions {
                 leave_running,
                 shell_job,
+                ext_unix_sk,
             };
             let bar = progress::Bar::new(json);
             let r = stasis_engine::dump(pid, &dir, &opts, &bar)?;

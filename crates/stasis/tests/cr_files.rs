@@ -183,3 +183,23 @@ fn cr_epoll_ghost() {
     }
     cr_all_modes("epoll_ghost", Spawn::default());
 }
+
+#[test]
+fn plain_unix_more() {
+    plain_run("unix_more", Spawn::default());
+}
+
+/// Connections not yet accepted and connections whose peer closed (see
+/// workloads/unix_more.c).
+#[test]
+fn cr_unix_more() {
+    if !require_root() {
+        return;
+    }
+    // Not PidNs: the original still holds the listener's path.
+    cr_modes(
+        "unix_more",
+        Spawn::default(),
+        &[Mode::KillRestore, Mode::LeaveRunning, Mode::RestoreTwice],
+    );
+}

@@ -84,6 +84,8 @@ pub struct FileTable {
     unix_diag: Option<std::collections::HashMap<u32, stasis_sys::sockdiag::UnixDiag>>,
     /// Unix sockets of the tree: inode -> (pid, fd, record).
     unix: BTreeMap<u64, (i32, i32, stasis_image::UnixSocket)>,
+    /// Clients of connections not yet accepted: inode -> name connected to.
+    connecting: BTreeMap<u64, Vec<u8>>,
     /// FIFO path -> object id, to look for holders outside the tree.
     fifos: BTreeMap<String, u64>,
     /// Unlinked files and memfds that fds (and executables) lead to; the
@@ -193,7 +195,9 @@ impl FileTable {
                 self.unix_diag = Some(d);
             }
             let diag = self.unix_diag.as_ref().expect("read above");
-            unix::dump(pid, fd, ino, diag).map_err(|what| refuse(&what))?;
+            if let Some(name) = unix::dump(pid, fd, ino, diag).map_err(|what| refuse(&what))? {
+                self.connecting.insert(ino, name);
+            }
             if let Some(u) = &fd.unix {
                 self.unix.insert(ino, (pid, n, u.clone()));
             }
@@ -289,7 +293,12 @@ impl FileTable {
     /// The pipes of the tree, after checking that no process outside the
     /// tree (`tree` lists its pids) holds an end of a pipe of which the
     /// tree holds only the other end.
-    pub fn finish(self, tree: &[i32]) -> Result<Vec<Pipe>, DumpError> {
+    pub fn finish(
+        mut self,
+        tree: &[i32],
+        procs: &mut [Process],
+        ext_unix_sk: bool,
+    ) -> Result<Vec<Pipe>, DumpError> {
         let half: BTreeMap<String, u64> = self
             .pipe_modes
             .iter()
@@ -324,7 +333,17 @@ impl FileTable {
                 ),
             });
         }
-        if let Err((pid, what, peer)) = unix::check_peers(&self.unix) {
+        if let Some(diag) = &self.unix_diag {
+            unix::match_pending(&mut self.unix, &self.connecting, diag, procs, ext_unix_sk)
+                .map_err(|(pid, what)| DumpError::Refused { pid, what })?;
+        }
+        while let Err((pid, what, peer)) = unix::check_peers(&self.unix) {
+            if ext_unix_sk && peer != 0 {
+                if let Some(name) = self.external_name(peer) {
+                    self.connect_outside(procs, peer, name)?;
+                    continue;
+                }
+            }
             let holder = (peer != 0)
                 .then(|| {
                     let want = BTreeMap::from([(format!("socket:[{peer}]"), peer)]);
@@ -344,6 +363,45 @@ impl FileTable {
             });
         }
         Ok(self.pipes.into_values().collect())
+    }
+
+    /// The name a socket outside the tree can be reached at: its own (a
+    /// bound datagram socket) or its listener's (an accepted connection).
+    fn external_name(&self, peer: u64) -> Option<Vec<u8>> {
+        let d = self.unix_diag.as_ref()?.get(&(peer as u32))?;
+        d.name.clone().filter(|n| !n.is_empty())
+    }
+
+    /// --ext-unix-sk: records that the sockets of the tree connected to
+    /// `peer` (outside it) connect to `name` again at restore.
+    fn connect_outside(
+        &mut self,
+        procs: &mut [Process],
+        peer: u64,
+        name: Vec<u8>,
+    ) -> Result<(), DumpError> {
+        for (pid, fd, u) in self
+            .unix
+            .values_mut()
+            .filter(|(_, _, u)| u.peer_ino == peer)
+        {
+            if !u.queue.is_empty() {
+                return Err(DumpError::Refused {
+                    pid: *pid,
+                    what: format!(
+                        "fd {fd} is a unix socket connected outside the tree with unread data, which only its peer could send again"
+                    ),
+                });
+            }
+            u.external = name.clone();
+            let ino = u.ino;
+            for f in procs.iter_mut().flat_map(|p| p.fds.iter_mut()) {
+                if let Some(x) = f.unix.as_mut().filter(|x| x.ino == ino) {
+                    x.external = name.clone();
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -5,9 +5,14 @@
 //! state and backlog, shutdown bits, SO_PASSCRED and buffer sizes, and
 //! its receive queue, copied with MSG_PEEK (walking it with SO_PEEK_OFF,
 //! put back afterwards), so the target loses nothing. Both ends of a
-//! connection must be in the tree; a peer outside it, a listener with
-//! connections not yet accepted, and descriptors in flight (SCM_RIGHTS)
-//! are refused.
+//! connection must be in the tree, except with --ext-unix-sk, where a
+//! socket connected outside is connected to its peer's name again (its
+//! unread data must be empty: only the peer could send it again). A
+//! listener's connections not yet accepted come back when their clients
+//! (in the tree) connect again, in the same order; a client that already
+//! sent data on such a connection is refused. A connection whose other end
+//! was closed keeps its unread data, then end of file. Descriptors in
+//! flight (SCM_RIGHTS) are refused.
 //!
 //! Restore makes each connected pair with socketpair(2) and refills each
 //! end's queue from the other end, message by message; a listener is bound
@@ -44,6 +49,15 @@ fn family_name(f: i32) -> String {
     }
 }
 
+/// A path name without the NUL the kernel keeps after it (sock_diag
+/// shows it, getpeername does not); abstract names as they are.
+fn trim_name(name: &[u8]) -> Vec<u8> {
+    match name.first() {
+        Some(0) | None => name.to_vec(),
+        _ => name.split(|b| *b == 0).next().unwrap_or(&[]).to_vec(),
+    }
+}
+
 fn display(name: &[u8]) -> String {
     match name.split_first() {
         Some((0, rest)) => format!("@{}", String::from_utf8_lossy(rest)),
@@ -53,7 +67,14 @@ fn display(name: &[u8]) -> String {
 
 /// Fills `fd` (link `socket:[ino]`) of `pid`, or says why it cannot be
 /// checkpointed. `diag` lists the unix sockets of our network namespace.
-pub fn dump(pid: i32, fd: &mut Fd, ino: u64, diag: &HashMap<u32, UnixDiag>) -> Result<(), String> {
+/// Returns, for the client of a connection not yet accepted, the name it
+/// connected to.
+pub fn dump(
+    pid: i32,
+    fd: &mut Fd,
+    ino: u64,
+    diag: &HashMap<u32, UnixDiag>,
+) -> Result<Option<Vec<u8>>, String> {
     let pfd = pidfd::pidfd_open(pid).map_err(|e| e.to_string())?;
     let h = pidfd::pidfd_getfd(&pfd, pid, RemoteFd(fd.fd)).map_err(|e| e.to_string())?;
     let h = h.as_raw_fd();
@@ -70,23 +91,27 @@ pub fn dump(pid: i32, fd: &mut Fd, ino: u64, diag: &HashMap<u32, UnixDiag>) -> R
         )
     })?;
     let listening = d.state == TCP_LISTEN;
-    if listening && (!d.icons.is_empty() || d.rqueue > 0) {
-        return Err(format!(
-            "a listening unix socket with {} connection(s) not yet accepted, which stasis cannot restore yet",
-            d.icons.len().max(d.rqueue as usize)
-        ));
-    }
     const TCP_ESTABLISHED: u8 = 1;
     // (A datagram socket others connected to is "established" too, with
     // no peer of its own: that is fine.)
     let connection = i32::from(d.sock_type) != libc::SOCK_DGRAM;
-    if connection && d.state == TCP_ESTABLISHED && d.peer == 0 {
-        return Err(
-            "a unix socket connected to a socket no process holds (a connection its listener has not accepted, or a closed peer), which stasis cannot restore yet"
-                .into(),
-        );
-    }
     let sock_type = i32::from(d.sock_type);
+    // A connected socket whose peer has no inode: the peer was closed (it
+    // shut this end down both ways), or is a connection its listener has
+    // not accepted yet (the client of it: found by the name it is
+    // connected to, matched to a listener once all sockets are known).
+    let peerless = connection && d.state == TCP_ESTABLISHED && d.peer == 0;
+    let peer_closed = peerless && d.shutdown == 3;
+    let mut connecting = None;
+    if peerless && !peer_closed {
+        if d.wqueue > 0 {
+            return Err(format!(
+                "a unix socket that sent {} bytes on a connection its listener has not accepted yet, which stasis cannot restore",
+                d.wqueue
+            ));
+        }
+        connecting = Some(us::peer_name(h).map_err(|e| e.to_string())?);
+    }
     let mut u = UnixSocket {
         ino,
         sock_type,
@@ -94,6 +119,7 @@ pub fn dump(pid: i32, fd: &mut Fd, ino: u64, diag: &HashMap<u32, UnixDiag>) -> R
         backlog: if listening { d.wqueue } else { 0 },
         peer_ino: u64::from(d.peer),
         shutdown: u32::from(d.shutdown),
+        peer_closed,
         ..Default::default()
     };
     if let Some(name) = d.name.as_ref().filter(|n| !n.is_empty()) {
@@ -112,6 +138,80 @@ pub fn dump(pid: i32, fd: &mut Fd, ino: u64, diag: &HashMap<u32, UnixDiag>) -> R
     fd.kind = FdKind::UnixSocket as i32;
     fd.path = format!("socket:[{ino}]");
     fd.unix = Some(u);
+    Ok(connecting)
+}
+
+/// Gives each listener of the tree its clients whose connections it has
+/// not accepted (`connecting`: client inode -> the name it connected to),
+/// oldest (lowest inode) first, in `socks` and in the processes' records.
+/// Every pending connection of a listener must have its client in the
+/// tree. Returns the refusal (pid, what) otherwise.
+pub fn match_pending(
+    socks: &mut BTreeMap<u64, (i32, i32, UnixSocket)>,
+    connecting: &BTreeMap<u64, Vec<u8>>,
+    diag: &HashMap<u32, UnixDiag>,
+    procs: &mut [Process],
+    ext_unix_sk: bool,
+) -> Result<(), (i32, String)> {
+    let listeners: Vec<u64> = socks
+        .values()
+        .filter(|(_, _, u)| u.listening)
+        .map(|(_, _, u)| u.ino)
+        .collect();
+    for l in listeners {
+        let d = &diag[&(l as u32)];
+        let raw = trim_name(&d.name.clone().unwrap_or_default());
+        // Sorted by inode: the order the clients were made in.
+        let clients: Vec<u64> = connecting
+            .iter()
+            .filter(|(_, n)| !raw.is_empty() && trim_name(n) == raw)
+            .map(|(c, _)| *c)
+            .collect();
+        let (pid, fd, _) = &socks[&l];
+        if clients.len() != d.rqueue as usize {
+            return Err((
+                *pid,
+                format!(
+                    "fd {fd} is a listening unix socket with {} connection(s) not yet accepted, {} of them from clients in the tree; stasis cannot restore the others",
+                    d.rqueue,
+                    clients.len()
+                ),
+            ));
+        }
+        if let Some(e) = socks.get_mut(&l) {
+            e.2.pending = clients.clone();
+        }
+        for f in procs.iter_mut().flat_map(|p| p.fds.iter_mut()) {
+            if let Some(x) = f.unix.as_mut().filter(|x| x.ino == l) {
+                x.pending = clients.clone();
+            }
+        }
+    }
+    for (c, name) in connecting {
+        let served = socks.values().any(|(_, _, u)| u.pending.contains(c));
+        if !served && ext_unix_sk && !name.is_empty() {
+            // --ext-unix-sk: connect to that listener again.
+            if let Some(e) = socks.get_mut(c) {
+                e.2.external = name.clone();
+            }
+            for f in procs.iter_mut().flat_map(|p| p.fds.iter_mut()) {
+                if let Some(x) = f.unix.as_mut().filter(|x| x.ino == *c) {
+                    x.external = name.clone();
+                }
+            }
+            continue;
+        }
+        if !served {
+            let (pid, fd, _) = &socks[c];
+            return Err((
+                *pid,
+                format!(
+                    "fd {fd} is a unix socket whose connection to {} was not yet accepted by a listener outside the tree; stasis cannot restore it",
+                    display(name)
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -171,7 +271,7 @@ pub fn check_peers(
     socks: &BTreeMap<u64, (i32, i32, UnixSocket)>,
 ) -> Result<(), (i32, String, u64)> {
     for (pid, fd, u) in socks.values() {
-        if u.peer_ino == 0 {
+        if u.peer_ino == 0 || !u.external.is_empty() {
             continue;
         }
         let Some((_, _, peer)) = socks.get(&u.peer_ino) else {
@@ -287,6 +387,17 @@ impl<'a> Sockets<'a> {
             .get(&u.peer_ino)
             .filter(|p| p.peer_ino == u.ino)
             .copied();
+        if u.peer_closed {
+            // The other end is made only to send the queue, then closed.
+            let (a, b) = us::socketpair(u.sock_type)?;
+            let filled =
+                set_up(a, u).and_then(|()| u.queue.iter().try_for_each(|m| us::send(b, m, None)));
+            stasis_sys::util::close_raw(b);
+            filled
+                .and_then(|()| shut(a, u))
+                .inspect_err(|_| stasis_sys::util::close_raw(a))?;
+            return Ok(a);
+        }
         if let Some(peer) = mutual {
             let (a, b) = us::socketpair(u.sock_type)?;
             set_up(a, u)?;
@@ -317,6 +428,14 @@ impl<'a> Sockets<'a> {
     /// one-way datagram sockets and refills the queues of unpaired
     /// sockets, then applies their shutdown bits.
     pub fn finish(&self, at: &BTreeMap<u64, RawFd>) -> Result<(), SysError> {
+        // Connections not yet accepted, in each listener's order.
+        for l in self.by_ino.values().filter(|l| !l.pending.is_empty()) {
+            for c in &l.pending {
+                if let Some(s) = at.get(c) {
+                    us::connect(*s, &l.name)?;
+                }
+            }
+        }
         for (ino, &s) in at {
             let Some(u) = self.by_ino.get(ino) else {
                 continue;
@@ -325,10 +444,12 @@ impl<'a> Sockets<'a> {
                 .by_ino
                 .get(&u.peer_ino)
                 .is_some_and(|p| p.peer_ino == u.ino);
-            if paired {
+            if paired || u.peer_closed {
                 continue;
             }
-            if let Some(peer) = self.by_ino.get(&u.peer_ino) {
+            if !u.external.is_empty() {
+                us::connect(s, &u.external)?;
+            } else if let Some(peer) = self.by_ino.get(&u.peer_ino) {
                 us::connect(s, &peer.name)?;
             }
             if !u.queue.is_empty() {
