@@ -372,10 +372,15 @@ pub fn msg_set(id: i32, perm: &IpcPerm, qbytes: u64) -> Result<()> {
 
 /// msgrcv(2) with MSG_COPY | IPC_NOWAIT: a copy of the message at
 /// position `index` (0 is the oldest) of queue `id`, which stays queued.
-/// `max` bounds its text; a longer message fails with E2BIG. Returns
-/// (mtype, text).
-pub fn msg_copy(id: i32, index: u64, max: usize) -> Result<(i64, Vec<u8>)> {
-    let mut buf = vec![0u8; 8 + max];
+/// `buf` receives its type (the first 8 bytes) and text; a text longer
+/// than `buf.len() - 8` fails with E2BIG. Returns (mtype, text length):
+/// the text is `buf[8..8 + len]`. One buffer serves a whole queue.
+pub fn msg_copy(id: i32, index: u64, buf: &mut [u8]) -> Result<(i64, usize)> {
+    let max = buf.len().checked_sub(8).ok_or(SysError::Call {
+        call: "msgrcv(MSG_COPY)",
+        what: "a buffer shorter than the message type".into(),
+        errno: libc::EINVAL,
+    })?;
     // SAFETY: the buffer holds a long (mtype) followed by `max` bytes,
     // the size passed; the kernel writes at most that.
     let r = unsafe {
@@ -391,9 +396,7 @@ pub fn msg_copy(id: i32, index: u64, max: usize) -> Result<(i64, Vec<u8>)> {
         format!("message {index} of queue {id}")
     })? as usize;
     let mtype = i64::from_ne_bytes(buf[..8].try_into().expect("8 bytes"));
-    buf.copy_within(8..8 + n, 0);
-    buf.truncate(n);
-    Ok((mtype, buf))
+    Ok((mtype, n))
 }
 
 /// msgsnd(2) with IPC_NOWAIT: a full queue is an error (EAGAIN).

@@ -152,3 +152,36 @@ fn real_unshare_ipcmk() {
     assert_eq!(ipcs_in(w.pid), before, "ipcs after the restore");
     w.kill();
 }
+
+/// A restore that fails after the namespace was made and every process
+/// attached its segments leaves nothing behind, and the same image then
+/// restores (the failed restorer's namespace went away with it).
+#[test]
+fn failed_restore_of_sysvipc_leaves_nothing() {
+    if !require_root() {
+        return;
+    }
+    let w = Workload::spawn_c("tree_sysvipc", Spawn::default());
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let pids = w.snapshot().pids();
+    let img = w.dir.join("img");
+    dump(&w, &img, &[]);
+    w.wait_gone();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stasis"))
+        .args(["restore", "-D", img.to_str().expect("utf-8"), "-d"])
+        .env("STASIS_FAIL_AT", "restore-before-resume")
+        .output()
+        .expect("run stasis");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("restore-before-resume"),
+        "{err}"
+    );
+    for pid in &pids {
+        wait_exit(*pid, std::time::Duration::from_secs(10), false)
+            .unwrap_or_else(|e| panic!("half-restored pid {pid} left behind: {e}"));
+    }
+    restore(&img, &[]);
+    w.terminate_and_verdict()
+        .expect("restore after a failed restore");
+}

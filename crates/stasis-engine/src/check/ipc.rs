@@ -24,9 +24,10 @@ pub(super) fn sysv_ipc_ids() -> Result<(bool, String), String> {
         }
         let q = sysvipc::msgget(libc::IPC_PRIVATE, 0o600).map_err(|e| e.to_string())?;
         sysvipc::msgsnd(q, 3, b"probe").map_err(|e| e.to_string())?;
-        let copy = sysvipc::msg_copy(q, 0, 16);
+        let mut buf = [0u8; 24];
+        let copy = sysvipc::msg_copy(q, 0, &mut buf);
         match copy {
-            Ok((3, t)) if t == b"probe" => Ok((
+            Ok((3, 5)) if &buf[8..13] == b"probe" => Ok((
                 true,
                 format!(
                     "in a new IPC namespace, {file} gave a segment id {WANT} and msgrcv(MSG_COPY) copied a message"

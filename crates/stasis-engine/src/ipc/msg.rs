@@ -23,11 +23,14 @@ pub fn dump(root: i32, msgmax: u64) -> Result<Vec<SysvMsgQueue>, DumpError> {
         let st = sysvipc::msg_stat(id).dump_ctx(root, "msgctl(IPC_STAT)")?;
         // No message is longer than the queue's bytes, nor than msgmax
         // (which also bounds what MSG_COPY copies).
-        let max = st.cbytes.min(msgmax) as usize;
+        let mut buf = vec![0u8; 8 + st.cbytes.min(msgmax) as usize];
         let mut messages = Vec::with_capacity(st.qnum as usize);
         for i in 0..st.qnum {
-            match sysvipc::msg_copy(id, i, max) {
-                Ok((mtype, text)) => messages.push(SysvMsg { mtype, text }),
+            match sysvipc::msg_copy(id, i, &mut buf) {
+                Ok((mtype, n)) => messages.push(SysvMsg {
+                    mtype,
+                    text: buf[8..8 + n].to_vec(),
+                }),
                 Err(e) if e.errno() == Some(libc::E2BIG) => {
                     return Err(DumpError::Refused {
                         pid: root,

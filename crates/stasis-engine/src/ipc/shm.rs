@@ -296,3 +296,61 @@ pub fn attach(t: &Target, v: &Vma) -> Result<(), RestoreError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(id: i32, pages: u64) -> SysvShm {
+        SysvShm {
+            id,
+            size: pages * PAGE - 10,
+            ..Default::default()
+        }
+    }
+
+    fn vma(id: i32, start: u64, end: u64, pgoff: u64) -> Vma {
+        Vma {
+            start,
+            end,
+            pgoff,
+            kind: VmaKind::SysvShm as i32,
+            sysv_shmid: id,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn attachments() {
+        let segs = [seg(0, 3), seg(7, 1)];
+        let ok = |v: &[Vma]| check_attachments(v, &segs);
+        let anon = Vma {
+            start: 0x9000,
+            end: 0xa000,
+            ..Default::default()
+        };
+        // Whole, split by mprotect, twice, next to other memory.
+        ok(&[vma(0, 0x1000, 0x4000, 0)]).unwrap();
+        ok(&[
+            vma(0, 0x1000, 0x2000, 0),
+            vma(0, 0x2000, 0x3000, PAGE),
+            vma(0, 0x3000, 0x4000, 2 * PAGE),
+            vma(7, 0x4000, 0x5000, 0),
+            vma(0, 0x6000, 0x9000, 0),
+            anon,
+        ])
+        .unwrap();
+        // Partly unmapped: the end, the start, a hole in the middle.
+        assert!(ok(&[vma(0, 0x1000, 0x3000, 0)]).is_err());
+        assert!(ok(&[vma(0, 0x2000, 0x4000, PAGE)]).is_err());
+        let e = ok(&[vma(0, 0x1000, 0x2000, 0), vma(0, 0x3000, 0x4000, 2 * PAGE)]).unwrap_err();
+        assert!(e.contains("segment 0 at 0x1000 only in part"), "{e}");
+        // Another segment before the first one is complete; too long.
+        assert!(ok(&[vma(0, 0x1000, 0x2000, 0), vma(7, 0x2000, 0x3000, 0)]).is_err());
+        assert!(ok(&[vma(7, 0x1000, 0x3000, 0)]).is_err());
+        // A segment the namespace does not have.
+        assert!(ok(&[vma(3, 0x1000, 0x2000, 0)])
+            .unwrap_err()
+            .contains("does not have"));
+    }
+}

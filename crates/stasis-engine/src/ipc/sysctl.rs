@@ -150,3 +150,73 @@ impl Limits {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stasis_image::{SysvMsg, SysvMsgQueue, SysvSem, SysvShm};
+
+    #[test]
+    fn limits_cover_image_and_objects() {
+        let defaults: BTreeMap<&'static str, Vec<u64>> = IPC_SYSCTLS
+            .iter()
+            .map(|n| {
+                (
+                    *n,
+                    if *n == "sem" {
+                        vec![10, 20, 30, 40]
+                    } else {
+                        vec![100]
+                    },
+                )
+            })
+            .collect();
+        let mut l = Limits {
+            now: defaults.clone(),
+            want: defaults,
+        };
+        let msg = |len: usize| SysvMsg {
+            mtype: 1,
+            text: vec![0; len],
+        };
+        let ns = IpcNamespace {
+            shm: vec![SysvShm {
+                size: 5000,
+                ..Default::default()
+            }],
+            sem: vec![SysvSem {
+                values: vec![0; 12],
+                ..Default::default()
+            }],
+            msg: vec![SysvMsgQueue {
+                qbytes: 10,
+                messages: vec![msg(150), msg(60)],
+                ..Default::default()
+            }],
+            sysctls: vec![
+                IpcSysctl {
+                    name: "shmmni".into(),
+                    values: vec![500],
+                },
+                IpcSysctl {
+                    name: "shm_rmid_forced".into(),
+                    values: vec![1],
+                },
+                IpcSysctl {
+                    name: "msgmni".into(),
+                    values: vec![3],
+                },
+            ],
+        };
+        l.raise_for(&ns);
+        let w = |n: &str| l.want[n].clone();
+        assert_eq!(w("shmmni"), [500]);
+        assert_eq!(w("msgmni"), [100], "never lowered while creating");
+        assert_eq!(w("shm_rmid_forced"), [100], "a switch, set at the end");
+        assert_eq!(w("shmmax"), [5000]);
+        assert_eq!(w("msgmax"), [150]);
+        // The queue holds 210 bytes with msg_qbytes 10.
+        assert_eq!(w("msgmnb"), [210]);
+        assert_eq!(w("sem"), [12, 20, 30, 40]);
+    }
+}
