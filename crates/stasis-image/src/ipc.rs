@@ -105,6 +105,10 @@ pub struct SysvSem {
     /// semval of every semaphore of the set, in order (GETALL).
     #[prost(uint32, repeated, tag = "6")]
     pub values: Vec<u32>,
+    /// semop(2) was used on the set (`sem_otime` is not 0). Programs test
+    /// that to know the set's creator has initialized it.
+    #[prost(bool, tag = "7")]
+    pub operated: bool,
 }
 
 /// A message queue (msgget(2)) and the messages in it.

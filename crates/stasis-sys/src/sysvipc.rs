@@ -274,10 +274,24 @@ fn sem_ds(id: i32) -> Result<libc::semid_ds> {
     Ok(ds)
 }
 
-/// semctl(2) IPC_STAT: the permissions and the number of semaphores.
-pub fn sem_stat(id: i32) -> Result<(IpcPerm, usize)> {
+/// What semctl(2) IPC_STAT says about a set.
+#[derive(Debug, Clone, Copy)]
+pub struct SemStat {
+    pub perm: IpcPerm,
+    /// Semaphores in the set.
+    pub nsems: usize,
+    /// Time of the last semop(2), 0 if there was none.
+    pub otime: i64,
+}
+
+/// semctl(2) IPC_STAT.
+pub fn sem_stat(id: i32) -> Result<SemStat> {
     let ds = sem_ds(id)?;
-    Ok((IpcPerm::from_libc(&ds.sem_perm), ds.sem_nsems as usize))
+    Ok(SemStat {
+        perm: IpcPerm::from_libc(&ds.sem_perm),
+        nsems: ds.sem_nsems as usize,
+        otime: ds.sem_otime,
+    })
 }
 
 /// semctl(2) GETALL for a set of `n` semaphores.
@@ -296,6 +310,22 @@ pub fn sem_setall(id: i32, values: &[u16]) -> Result<()> {
     // array (the caller passes exactly that many), which outlives the call.
     let r = unsafe { libc::semctl(id, 0, libc::SETALL, values.as_ptr()) };
     check(r as i64, "semctl(SETALL)", || format!("semaphore set {id}")).map(drop)
+}
+
+/// semop(2) with IPC_NOWAIT: the operations `ops` (semaphore number, value
+/// to add) on set `id`, all or none.
+pub fn semop(id: i32, ops: &[(u16, i16)]) -> Result<()> {
+    let mut buf: Vec<libc::sembuf> = ops
+        .iter()
+        .map(|&(sem_num, sem_op)| libc::sembuf {
+            sem_num,
+            sem_op,
+            sem_flg: libc::IPC_NOWAIT as i16,
+        })
+        .collect();
+    // SAFETY: the kernel reads `buf.len()` sembufs from the array.
+    let r = unsafe { libc::semop(id, buf.as_mut_ptr(), buf.len()) };
+    check(r as i64, "semop", || format!("semaphore set {id}")).map(drop)
 }
 
 /// semctl(2) IPC_SET of owner, group and permission bits.

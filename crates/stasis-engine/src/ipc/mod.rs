@@ -26,7 +26,8 @@
 //! Every object with its id, key, owner, group and permission bits; the
 //! contents of every segment (pages that hold data), also of a segment
 //! removed with IPC_RMID while still attached (restored attached and
-//! removed again) and SHM_LOCK; every semaphore's value; every queued
+//! removed again) and SHM_LOCK; every semaphore's value, and whether the
+//! set was ever operated on (`sem_otime` not 0); every queued
 //! message, in order, with its type, and each queue's `msg_qbytes`; the
 //! namespace's limits (`kernel.shmmax`, `shmall`, `shmmni`,
 //! `shm_rmid_forced`, `msgmax`, `msgmnb`, `msgmni`, `sem`). Each process
@@ -41,7 +42,8 @@
 //!   dump.
 //! * The creator's uid/gid (`cuid`/`cgid`: the restorer creates every
 //!   object, as root), the pids of the creator and of the last operation,
-//!   and the attach/detach/send/receive/change times: no interface sets
+//!   and the attach/detach/send/receive/change times (a non-zero
+//!   `sem_otime` comes back as the time of the restore): no interface sets
 //!   them.
 //!
 //! # How the dump reads a namespace that is not its own

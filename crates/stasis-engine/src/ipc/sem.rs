@@ -1,6 +1,11 @@
 //! System V semaphore sets: every semaphore's value (GETALL at dump,
 //! SETALL at restore), with the set's id, key, owner and mode.
 //!
+//! Whether semop(2) was ever used on the set is kept too: a common way to
+//! wait until the creator of a set has initialized it is to poll
+//! `sem_otime` until it is not 0. Restore makes it non-zero (at the time
+//! of the restore) with one semop that leaves the value as it was.
+//!
 //! Processes waiting in semop(2) at dump time are not part of the set's
 //! state: their interrupted call is restarted after restore and waits
 //! again. SEM_UNDO adjustments are not kept (see [`super`]).
@@ -11,12 +16,16 @@ use stasis_sys::sysvipc::{self, IpcPerm};
 use super::{check_id, rst_err, set_next_id, shm::read_rows, sysctl::NEXT_ID};
 use crate::error::{DumpError, RestoreError, SysCtx};
 
+/// The largest value a semaphore holds.
+const SEMVMX: u16 = 32767;
+
 /// Dumps every semaphore set of the caller's IPC namespace (the tree's).
 pub fn dump(root: i32) -> Result<Vec<SysvSem>, DumpError> {
     let mut out = Vec::new();
     for row in read_rows(root, "sem")? {
-        let (perm, n) = sysvipc::sem_stat(row.id).dump_ctx(root, "semctl(IPC_STAT)")?;
-        let values = sysvipc::sem_getall(row.id, n).dump_ctx(root, "semctl(GETALL)")?;
+        let st = sysvipc::sem_stat(row.id).dump_ctx(root, "semctl(IPC_STAT)")?;
+        let perm = st.perm;
+        let values = sysvipc::sem_getall(row.id, st.nsems).dump_ctx(root, "semctl(GETALL)")?;
         out.push(SysvSem {
             id: row.id,
             key: perm.key,
@@ -24,6 +33,7 @@ pub fn dump(root: i32) -> Result<Vec<SysvSem>, DumpError> {
             uid: perm.uid,
             gid: perm.gid,
             values: values.into_iter().map(u32::from).collect(),
+            operated: st.otime != 0,
         });
     }
     Ok(out)
@@ -45,6 +55,13 @@ pub fn create(sets: &[SysvSem]) -> Result<(), RestoreError> {
             .map_err(rst_err(format!("create {what}")))?;
         check_id("System V semaphore set", s.id, id)?;
         sysvipc::sem_setall(id, &values).map_err(rst_err(format!("set the values of {what}")))?;
+        if s.operated {
+            // Up and down again (down and up at the maximum), atomically:
+            // sets sem_otime, keeps the value.
+            let step = if values[0] < SEMVMX { 1 } else { -1 };
+            sysvipc::semop(id, &[(0, step), (0, -step)])
+                .map_err(rst_err(format!("mark {what} as operated on")))?;
+        }
         let perm = IpcPerm {
             uid: s.uid,
             gid: s.gid,

@@ -108,6 +108,9 @@ struct Live<'a> {
     inherited: BTreeMap<(u64, u64), &'a [PageRun]>,
 }
 
+/// Restores the image in `dir`. With the image of a tree that had an IPC
+/// namespace of its own, the calling thread moves to a new IPC namespace
+/// for good (see [`crate::ipc`]).
 pub fn restore(
     dir: &Path,
     opts: &RestoreOptions,

@@ -11,8 +11,9 @@
  *   segment B   64 KiB + 100 bytes with a pattern, attached by the root
  *               before the fork (so by both), then removed (IPC_RMID):
  *               SHM_DEST, no key finds it, still attached in both.
- *   semaphores  a set of 4 (KEY_S) with values 3 0 7 42, and a private
- *               set of one with value 9.
+ *   semaphores  a set of 4 (KEY_S) with values 3 0 7 42 (SETALL, so
+ *               sem_otime is 0), and a private set of one with value 9
+ *               (semop, so sem_otime is not 0).
  *   segment C   one page of code (returns 42), attached by the child with
  *               SHM_EXEC read-only, and by the root, which mprotects it to
  *               PROT_NONE. A is locked (SHM_LOCK).
@@ -184,8 +185,7 @@ static void setup(void)
 	u.array = (unsigned short *)sem_vals;
 	SYS(semctl(id_s, 0, SETALL, u));
 	id_p = SYS(semget(IPC_PRIVATE, 1, 0640));
-	u.val = 9;
-	SYS(semctl(id_p, 0, SETVAL, u));
+	SYS(semop(id_p, &(struct sembuf){ .sem_num = 0, .sem_op = 9 }, 1));
 
 	id_c = SYS(shmget(IPC_PRIVATE, 4096, 0700));
 	pc = shmat(id_c, NULL, 0);
@@ -362,6 +362,13 @@ static void check_sems(void)
 	unsigned short v[4] = { 0 };
 	union semun u = { .array = v };
 	struct sembuf op = { .sem_num = 2, .sem_op = -7, .sem_flg = IPC_NOWAIT };
+	struct semid_ds sd;
+	union semun st = { .buf = &sd };
+
+	TCHECK(semctl(id_s, 0, IPC_STAT, st) == 0 && sd.sem_otime == 0,
+	       "set S was never operated on, but its sem_otime is %ld", (long)sd.sem_otime);
+	TCHECK(semctl(id_p, 0, IPC_STAT, st) == 0 && sd.sem_otime != 0,
+	       "the private set was operated on, but its sem_otime is 0");
 
 	TCHECK(semctl(id_s, 0, GETALL, u) == 0, "GETALL: %s", strerror(errno));
 	TCHECK(memcmp(v, sem_vals, sizeof(v)) == 0, "semaphores %u %u %u %u, want 3 0 7 42",
