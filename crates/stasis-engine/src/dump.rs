@@ -45,12 +45,14 @@ pub struct DumpReport {
 }
 
 /// Checks made on each process before it is touched at all. `own_pidns`
-/// is the PID namespace of a tree whose root is its init (else None).
+/// is the PID namespace of a tree whose root is its init (else None);
+/// `ipc` the tree's IPC namespace (its root's).
 fn precheck(
     pid: i32,
     root: bool,
     opts: &DumpOptions,
     own_pidns: Option<&str>,
+    ipc: &crate::ipc::TreeIpc,
 ) -> Result<(), DumpError> {
     let status = procfs::parsed(
         pid,
@@ -89,6 +91,9 @@ fn precheck(
         let theirs = procfs::read_link(pid, &format!("ns/{ns}"))?;
         let ours = match (ns, own_pidns) {
             ("pid", Some(tree_ns)) => tree_ns.to_string(),
+            // A tree may have an IPC namespace of its own (see crate::ipc),
+            // shared by all its processes.
+            ("ipc", _) => ipc.ns.clone(),
             _ => std::fs::read_link(format!("/proc/self/ns/{ns}"))
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_default(),
@@ -96,6 +101,11 @@ fn precheck(
         if ns == "pid" && theirs != ours && own_pidns.is_none() {
             return refuse(format!(
                 "is in another PID namespace ({theirs}) than the tree's root; dump that namespace's PID 1 on its own"
+            ));
+        }
+        if ns == "ipc" && theirs != ours {
+            return refuse(format!(
+                "is in another IPC namespace ({theirs}) than the tree's root ({ours}); stasis can only checkpoint a tree that shares one IPC namespace"
             ));
         }
         if theirs != ours {
@@ -188,13 +198,14 @@ pub fn dump(
     } else {
         None
     };
-    precheck(pid, true, opts, own_pidns.as_deref())?;
+    let ipc = crate::ipc::TreeIpc::of(pid)?;
+    precheck(pid, true, opts, own_pidns.as_deref(), &ipc)?;
     progress.phase("freezing", 0);
     let tree = FrozenTree::seize(pid, &mut |p| {
         if p == pid {
             Ok(())
         } else {
-            precheck(p, false, opts, own_pidns.as_deref())
+            precheck(p, false, opts, own_pidns.as_deref(), &ipc)
         }
     })?;
     let t_frozen = Instant::now();
@@ -212,6 +223,7 @@ pub fn dump(
         let (p, runs, b) = dump_process(
             frozen,
             opts,
+            ipc.own,
             &mut pages,
             (&mut files, &mut shmem, &mut dedup),
             progress,
@@ -251,6 +263,19 @@ pub fn dump(
         shmem.push(m);
     }
     pagemaps.extend(shmem);
+    let ipc_ns = if ipc.own {
+        progress.phase("System V IPC", 0);
+        Some(crate::ipc::dump(
+            pid,
+            &ipc,
+            &tree.pids(),
+            &processes,
+            &mut pages,
+            &mut pages_bytes,
+        )?)
+    } else {
+        None
+    };
     let pipes = files.finish(&tree.pids(), &mut processes, opts.ext_unix_sk)?;
     files::pty::resolve(&mut processes, opts.shell_job)?;
     for p in &processes {
@@ -306,6 +331,7 @@ pub fn dump(
             pids: processes.iter().map(|p| p.pid).collect(),
             pages_file_size: pages_size,
             xcr0: 0,
+            ipc: ipc_ns,
         },
         pagemaps,
         processes,
@@ -335,6 +361,7 @@ pub fn dump(
 fn dump_process(
     frozen: &mut Frozen,
     opts: &DumpOptions,
+    own_ipc: bool,
     pages: &mut PagesWriter,
     shared: (
         &mut files::FileTable,
@@ -357,7 +384,7 @@ fn dump_process(
         pid,
         stasis_proc::parse_smaps(&procfs::read_string(pid, "smaps")?),
     )?;
-    let mut vmas = mm::dump::dump_vmas(pid, &smaps)?;
+    let mut vmas = mm::dump::dump_vmas(pid, &smaps, own_ipc)?;
     let (syscall_at, vdso_hash) = mm::dump::find_syscall_insn(pid, &vmas)?;
     frozen.syscall_at = syscall_at;
     frozen.vdso_hash = vdso_hash;

@@ -6,6 +6,10 @@
 //! rebuilds it in a new process. [`Resource`] lists the kinds; the dump and
 //! restore drivers match on it exhaustively, so a kind that is added but
 //! not wired in is a compile error rather than silently skipped state.
+//!
+//! [`ipc`] is not per process: a tree with an IPC namespace of its own
+//! takes the namespace's System V objects along, dumped once for the tree
+//! and recreated before its first process.
 
 pub mod check;
 pub mod dump;
@@ -13,6 +17,7 @@ pub mod error;
 pub mod files;
 pub mod freeze;
 pub mod identity;
+pub mod ipc;
 pub mod mm;
 pub mod pidns;
 pub mod procfs;

@@ -43,6 +43,7 @@
 
 pub mod error;
 pub mod framing;
+pub mod ipc;
 pub mod pages;
 pub mod records;
 pub mod store;
@@ -53,6 +54,7 @@ pub use framing::{
     decode_core, encode_core, RecordKind, CORE_HEADER_LEN, CORE_MAGIC, MAX_RECORD_LEN,
     RECORD_HEADER_LEN, SKIPPABLE_KINDS,
 };
+pub use ipc::{IpcNamespace, IpcSysctl, SysvMsg, SysvMsgQueue, SysvSem, SysvShm, IPC_SYSCTLS};
 pub use pages::{PagesReader, PagesWriter, PAGES_HEADER_LEN, PAGES_MAGIC};
 pub use records::*;
 pub use store::{read_core, write_core, MAX_CORE_FILE_SIZE};

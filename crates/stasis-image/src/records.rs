@@ -47,6 +47,11 @@ pub struct Inventory {
     /// CPU feature mask of the dumping CPU (XCR0), for restore checks.
     #[prost(uint64, tag = "13")]
     pub xcr0: u64,
+    /// The tree's own IPC namespace and every System V object in it; only
+    /// present when the tree ran in an IPC namespace of its own (restore
+    /// then makes a new one). See [`crate::ipc`].
+    #[prost(message, optional, tag = "14")]
+    pub ipc: Option<crate::ipc::IpcNamespace>,
 }
 
 /// One process: identity, memory layout, threads, signals, timers, files.
@@ -223,6 +228,9 @@ pub enum VmaKind {
     Vdso = 2,
     /// `[vsyscall]`: fixed by the kernel, nothing to restore.
     Vsyscall = 3,
+    /// An attached System V shared memory segment (`/SYSV%08x (deleted)`
+    /// in maps), the one `Vma::sysv_shmid` names in `Inventory::ipc`.
+    SysvShm = 4,
     /// A mapping of an io_uring instance's rings (anon_inode:[io_uring]);
     /// the ring is the process's fd `Vma::io_uring_fd`, contents in its
     /// `IoUringState`.
@@ -239,7 +247,9 @@ pub struct Vma {
     /// PROT_* bits.
     #[prost(uint32, tag = "3")]
     pub prot: u32,
-    /// MAP_SHARED or MAP_PRIVATE, plus MAP_GROWSDOWN.
+    /// MAP_SHARED or MAP_PRIVATE, plus MAP_GROWSDOWN. For `SysvShm`:
+    /// MAP_SHARED, plus SHM_RDONLY (0o10000) when the segment was attached
+    /// read-only (the VMA may never become writable).
     #[prost(uint32, tag = "4")]
     pub flags: u32,
     #[prost(enumeration = "VmaKind", tag = "5")]
@@ -267,6 +277,11 @@ pub struct Vma {
     /// `shmem_id`, at object offsets.
     #[prost(uint64, tag = "11")]
     pub shmem_id: u64,
+    /// For `SysvShm`: the id of the segment (a [`crate::SysvShm`] of the
+    /// image's IPC namespace); `pgoff` is the offset in it. Meaningless
+    /// for other kinds (0 is a valid segment id).
+    #[prost(int32, tag = "12")]
+    pub sysv_shmid: i32,
     /// For `IoUring`: the fd of the ring in the process.
     #[prost(int32, tag = "13")]
     pub io_uring_fd: i32,

@@ -20,6 +20,13 @@
 //!   its runs are non-empty, page-aligned, sorted by address,
 //!   non-overlapping, and lie in `pages.img` after the header page and
 //!   within [`Inventory::pages_file_size`](crate::Inventory::pages_file_size);
+//! * the IPC namespace, if any (see [`crate::ipc`]): object ids are
+//!   non-negative and unique per kind, keys (but `IPC_PRIVATE` and those of
+//!   removed segments) unique per kind, segments non-empty with their runs
+//!   in `pages.img` and within the segment, semaphore sets non-empty,
+//!   message types positive, sysctls among [`IPC_SYSCTLS`](crate::IPC_SYSCTLS)
+//!   and not repeated; every `SysvShm` VMA names a segment of it and lies
+//!   within that segment;
 //! * every record re-encodes within [`MAX_RECORD_LEN`], so
 //!   [`encode_core`](crate::encode_core) of a valid image always decodes.
 //!
@@ -208,6 +215,33 @@ pub enum InvalidImage {
         /// `Inventory::pages_file_size`.
         pages_size: u64,
     },
+    /// A System V object restore could not recreate as it is.
+    #[error("IPC namespace: {what} {id}: {why}")]
+    BadIpcObject {
+        /// "shared memory segment", "semaphore set" or "message queue".
+        what: &'static str,
+        /// Its id.
+        id: i32,
+        /// What is wrong.
+        why: String,
+    },
+    /// A sysctl an image may not carry, or one repeated or without value.
+    #[error("IPC namespace: sysctl {name:?} is unknown, repeated or has no value")]
+    BadIpcSysctl {
+        /// `IpcSysctl::name`.
+        name: String,
+    },
+    /// A System V shared memory VMA whose segment the image does not hold,
+    /// or that reaches past the segment's end.
+    #[error("process {pid}: VMA at {start:#x} attaches System V shared memory segment {id}, which the image does not hold or is smaller than the mapping")]
+    MissingSysvShm {
+        /// The pid.
+        pid: u32,
+        /// `Vma::start`.
+        start: u64,
+        /// `Vma::sysv_shmid`.
+        id: i32,
+    },
     /// A run that starts before the previous one ends.
     #[error("pid {pid}: page run at {vaddr:#x} starts before the run before it ends ({prev_end:#x}): runs must be sorted and not overlap")]
     RunOrder {
@@ -267,6 +301,11 @@ fn validate_inner(image: &Image) -> Result<(), InvalidImage> {
         }
     }
 
+    let sysv_shm = match &inv.ipc {
+        Some(ns) => check_ipc(ns, inv.pages_file_size)?,
+        None => std::collections::HashMap::new(),
+    };
+
     let mut tids = HashSet::new();
     for p in &image.processes {
         if p.pid != inv.root_pid && !pids.contains(&p.ppid) {
@@ -283,6 +322,7 @@ fn validate_inner(image: &Image) -> Result<(), InvalidImage> {
         }
         check_threads(p, &mut tids)?;
         check_vmas(p, &shmem)?;
+        check_sysv_vmas(p, &sysv_shm)?;
         check_fds(p, &pipes, &shmem)?;
     }
 
@@ -395,6 +435,114 @@ fn check_vmas(
             });
         }
         prev_end = v.end;
+    }
+    Ok(())
+}
+
+/// Checks the IPC namespace; returns segment id -> size.
+fn check_ipc(
+    ns: &crate::IpcNamespace,
+    pages_size: u64,
+) -> Result<std::collections::HashMap<i32, u64>, InvalidImage> {
+    fn unique(
+        what: &'static str,
+        objs: impl Iterator<Item = (i32, i32, bool)>,
+    ) -> Result<(), InvalidImage> {
+        let (mut ids, mut keys) = (HashSet::new(), HashSet::new());
+        for (id, key, removed) in objs {
+            let bad = |why: &str| InvalidImage::BadIpcObject {
+                what,
+                id,
+                why: why.into(),
+            };
+            if id < 0 || !ids.insert(id) {
+                return Err(bad("the id is negative or repeated"));
+            }
+            if key != 0 && !removed && !keys.insert(key) {
+                return Err(bad("its key is repeated"));
+            }
+        }
+        Ok(())
+    }
+    const SEG: &str = "shared memory segment";
+    unique(SEG, ns.shm.iter().map(|s| (s.id, s.key, s.removed)))?;
+    unique("semaphore set", ns.sem.iter().map(|s| (s.id, s.key, false)))?;
+    unique("message queue", ns.msg.iter().map(|q| (q.id, q.key, false)))?;
+    let mut sizes = std::collections::HashMap::with_capacity(ns.shm.len());
+    for s in &ns.shm {
+        let bad = |why: &str| InvalidImage::BadIpcObject {
+            what: SEG,
+            id: s.id,
+            why: why.into(),
+        };
+        let Some(span) = s
+            .size
+            .checked_next_multiple_of(PAGE_SIZE)
+            .filter(|l| *l > 0)
+        else {
+            return Err(bad("its size is 0 or too large"));
+        };
+        check_runs(0, &s.runs, pages_size)?;
+        if s.runs
+            .last()
+            .is_some_and(|r| r.vaddr + r.nr_pages * PAGE_SIZE > span)
+        {
+            return Err(bad("a page run lies past its end"));
+        }
+        sizes.insert(s.id, span);
+    }
+    if let Some(s) = ns.sem.iter().find(|s| s.values.is_empty()) {
+        return Err(InvalidImage::BadIpcObject {
+            what: "semaphore set",
+            id: s.id,
+            why: "it has no semaphores".into(),
+        });
+    }
+    if let Some(q) = ns
+        .msg
+        .iter()
+        .find(|q| q.messages.iter().any(|m| m.mtype <= 0))
+    {
+        return Err(InvalidImage::BadIpcObject {
+            what: "message queue",
+            id: q.id,
+            why: "a message type is not positive".into(),
+        });
+    }
+    let mut names = HashSet::new();
+    for c in &ns.sysctls {
+        let known = crate::IPC_SYSCTLS.contains(&c.name.as_str());
+        if !known || c.values.is_empty() || c.values.len() > 4 || !names.insert(&c.name) {
+            return Err(InvalidImage::BadIpcSysctl {
+                name: c.name.clone(),
+            });
+        }
+    }
+    Ok(sizes)
+}
+
+/// Every SysV shm VMA lies within a segment of the image.
+fn check_sysv_vmas(
+    p: &Process,
+    segments: &std::collections::HashMap<i32, u64>,
+) -> Result<(), InvalidImage> {
+    for v in &p.vmas {
+        if v.kind != crate::VmaKind::SysvShm as i32 {
+            continue;
+        }
+        let fits = segments.get(&v.sysv_shmid).is_some_and(|span| {
+            v.end
+                .checked_sub(v.start)
+                .and_then(|l| l.checked_add(v.pgoff))
+                .is_some_and(|e| e <= *span)
+        });
+        if !fits {
+            return Err(InvalidImage::MissingSysvShm {
+                pid: p.pid,
+                start: v.start,
+                id: v.sysv_shmid,
+            });
+        }
     }
     Ok(())
 }

@@ -21,6 +21,7 @@ pub mod pagemap;
 pub mod smaps;
 pub mod stat;
 pub mod status;
+pub mod sysvipc;
 pub mod timers;
 
 pub use auxv::parse_auxv;
@@ -33,4 +34,5 @@ pub use pagemap::{pagemap_offset, parse_pagemap, PagemapEntry};
 pub use smaps::{parse_smaps, SmapsEntry};
 pub use stat::{parse_stat, Stat};
 pub use status::{parse_status, Status};
+pub use sysvipc::{parse_sysvipc, SysvipcEntry};
 pub use timers::{parse_timers, PosixTimerInfo, TimerNotify};

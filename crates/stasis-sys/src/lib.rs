@@ -15,6 +15,7 @@ pub mod probe;
 pub mod ptrace;
 pub mod remote;
 pub mod sockdiag;
+pub mod sysvipc;
 pub mod tty;
 pub mod unixsock;
 pub mod uring;

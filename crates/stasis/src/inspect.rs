@@ -113,7 +113,53 @@ pub fn run(dir: &Path, json: bool, full: bool) -> Result<()> {
             human(bytes)
         );
     }
+    if let Some(ns) = &inv.ipc {
+        print_ipc(ns);
+    }
     Ok(())
+}
+
+/// The tree's own IPC namespace and its System V objects.
+fn print_ipc(ns: &stasis_image::IpcNamespace) {
+    println!(
+        "IPC namespace of its own: {} shared memory segments, {} semaphore sets, {} message queues",
+        ns.shm.len(),
+        ns.sem.len(),
+        ns.msg.len()
+    );
+    for s in &ns.shm {
+        let bytes: u64 = s.runs.iter().map(|r| r.nr_pages * 4096).sum();
+        println!(
+            "  shm {} key {:#010x} mode {:o} uid {} gid {}: {}, {} of pages{}",
+            s.id,
+            s.key,
+            s.mode,
+            s.uid,
+            s.gid,
+            human(s.size),
+            human(bytes),
+            if s.removed { ", removed" } else { "" }
+        );
+    }
+    for s in &ns.sem {
+        println!(
+            "  sem {} key {:#010x} mode {:o} uid {} gid {}: values {:?}",
+            s.id, s.key, s.mode, s.uid, s.gid, s.values
+        );
+    }
+    for q in &ns.msg {
+        println!(
+            "  msg {} key {:#010x} mode {:o} uid {} gid {}: {} messages, {} bytes, qbytes {}",
+            q.id,
+            q.key,
+            q.mode,
+            q.uid,
+            q.gid,
+            q.messages.len(),
+            q.messages.iter().map(|m| m.text.len()).sum::<usize>(),
+            q.qbytes
+        );
+    }
 }
 
 fn to_json(image: &Image, full: bool) -> Value {
@@ -163,5 +209,11 @@ fn to_json(image: &Image, full: bool) -> Value {
         "pages_file_size": inv.pages_file_size, "processes": procs,
         "shmem": image.pagemaps.iter().filter(|m| m.shmem_id != 0).map(|m| json!({"id": m.shmem_id, "size": m.shmem_size, "page_runs": m.runs.len()})).collect::<Vec<_>>(),
         "pipes": image.pipes.iter().map(|p| json!({"ino": p.ino, "capacity": p.capacity, "bytes": p.data.len()})).collect::<Vec<_>>(),
+        "ipc": inv.ipc.as_ref().map(|ns| json!({
+            "shm": ns.shm.iter().map(|s| json!({"id": s.id, "key": s.key, "mode": s.mode, "uid": s.uid, "gid": s.gid, "size": s.size, "page_runs": s.runs.len(), "removed": s.removed})).collect::<Vec<_>>(),
+            "sem": ns.sem.iter().map(|s| json!({"id": s.id, "key": s.key, "mode": s.mode, "uid": s.uid, "gid": s.gid, "values": s.values})).collect::<Vec<_>>(),
+            "msg": ns.msg.iter().map(|q| json!({"id": q.id, "key": q.key, "mode": q.mode, "uid": q.uid, "gid": q.gid, "qbytes": q.qbytes, "messages": q.messages.iter().map(|m| json!({"mtype": m.mtype, "bytes": m.text.len()})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+            "sysctls": ns.sysctls.iter().map(|c| (c.name.clone(), json!(c.values))).collect::<serde_json::Map<_, _>>(),
+        })),
     })
 }

@@ -13,7 +13,8 @@
 //! The probes live in one file an area: `identity` (kernel, root,
 //! capabilities), `process` (ptrace, clone3, pidfd, process_vm_readv,
 //! prctl, vDSO), `memory` (userfaultfd, PAGEMAP_SCAN, dirty tracking),
-//! `cgroup` (the v2 freezer) and `limits` (time namespace, sysctls). Each
+//! `cgroup` (the v2 freezer), `ipc` (System V ids) and `limits` (time
+//! namespace, sysctls). Each
 //! returns what it found; [`run`] lists them in the order a user reads.
 
 use std::fmt;
@@ -23,6 +24,7 @@ use stasis_sys::probe::ProbeError;
 
 mod cgroup;
 mod identity;
+mod ipc;
 mod limits;
 mod memory;
 mod process;
@@ -86,6 +88,7 @@ pub fn run() -> Vec<Feature> {
         ("dirty tracking", false, dirty_tracking),
         ("soft-dirty", false, soft_dirty),
         ("time namespace", false, time_namespace),
+        ("SysV IPC ids", false, ipc::sysv_ipc_ids),
         ("cgroup v2 freezer", false, cgroup_freezer),
         ("fs.pipe-max-size", false, pipe_max_size),
         ("pid_max", false, pid_max),

@@ -19,7 +19,9 @@ use crate::Progress;
 const BATCH: usize = 8 << 20;
 
 /// Turns smaps into image VMAs, refusing what cannot be restored.
-pub fn dump_vmas(pid: i32, smaps: &[SmapsEntry]) -> Result<Vec<Vma>, DumpError> {
+/// `own_ipc`: the tree has an IPC namespace of its own, whose System V
+/// segments the dump takes along (see [`crate::ipc`]).
+pub fn dump_vmas(pid: i32, smaps: &[SmapsEntry], own_ipc: bool) -> Result<Vec<Vma>, DumpError> {
     let mut out = Vec::with_capacity(smaps.len());
     for s in smaps {
         let m = &s.map;
@@ -87,6 +89,7 @@ pub fn dump_vmas(pid: i32, smaps: &[SmapsEntry]) -> Result<Vec<Vma>, DumpError> 
             guards: Vec::new(),
             shmem_id: 0,
             io_uring_fd: 0,
+            sysv_shmid: 0,
         };
         match m.kind() {
             MapKind::Anonymous | MapKind::Heap | MapKind::Stack | MapKind::AnonNamed(_) => {
@@ -109,10 +112,20 @@ pub fn dump_vmas(pid: i32, smaps: &[SmapsEntry]) -> Result<Vec<Vma>, DumpError> 
                     vma.name = String::new();
                     let st = procfs::stat(pid, &format!("map_files/{range}"))?;
                     vma.shmem_id = object_id(&st);
-                } else if path.starts_with("/SYSV") {
-                    return Err(refuse(
-                        "is System V shared memory, which stasis cannot checkpoint yet".into(),
-                    ));
+                } else if is_sysv_shm(m) {
+                    if !own_ipc {
+                        return Err(refuse(
+                            "is System V shared memory of the IPC namespace stasis runs in, whose ids a restore could not get back; run the program in an IPC namespace of its own (e.g. `unshare --ipc`)".into(),
+                        ));
+                    }
+                    vma.kind = VmaKind::SysvShm as i32;
+                    vma.name = path.to_string();
+                    // The inode number of a segment's file is its shmid.
+                    vma.sysv_shmid = m.inode as i32;
+                    // Attached with SHM_RDONLY: it may never be writable.
+                    if !s.has_flag("mw") {
+                        vma.flags |= libc::SHM_RDONLY as u32;
+                    }
                 } else if m.is_deleted() {
                     // Unlinked but mapped (a POSIX semaphore, a temp file,
                     // a memfd): its contents go into the image, once.
@@ -148,6 +161,17 @@ pub fn dump_vmas(pid: i32, smaps: &[SmapsEntry]) -> Result<Vec<Vma>, DumpError> 
         out.push(vma);
     }
     Ok(out)
+}
+
+/// A System V shared memory segment: `/SYSV%08x (deleted)` (the key in
+/// hex), shared, with the shmid as inode number.
+fn is_sysv_shm(m: &stasis_proc::MapsEntry) -> bool {
+    m.shared
+        && m.is_deleted()
+        && m.file_path()
+            .and_then(|p| p.strip_prefix("/SYSV"))
+            .is_some_and(|k| k.len() == 8 && k.bytes().all(|b| b.is_ascii_hexdigit()))
+        && m.inode <= i32::MAX as u64
 }
 
 /// The image id of a memory object (shmem or unlinked file): its device

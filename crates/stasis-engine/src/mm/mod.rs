@@ -6,9 +6,14 @@
 //! file mappings; and the populated extents of shared anonymous memory.
 //! Clean file pages are never dumped: files are mapped again at restore.
 //!
-//! What is refused at dump: mappings of deleted files, memfd, SysV shm,
-//! device and hugetlbfs mappings, VM_IO/VM_PFNMAP areas and anything else
-//! restore could not rebuild.
+//! System V shared memory segments are attached again with shmat(2) at
+//! their addresses (their contents belong to [`crate::ipc`], which keeps
+//! them only for a tree in an IPC namespace of its own; elsewhere a
+//! mapping of one is refused).
+//!
+//! What is refused at dump: device and hugetlbfs mappings, VM_IO/VM_PFNMAP
+//! areas, mlocked or sealed memory, shadow stacks, SysV segments of a
+//! shared IPC namespace, and anything else restore could not rebuild.
 
 pub mod cow;
 pub mod dedup;

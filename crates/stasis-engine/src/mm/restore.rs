@@ -185,6 +185,13 @@ pub fn switch_memory(
         }
         let (flags, fd, off) = match kind {
             VmaKind::Vsyscall => continue,
+            VmaKind::SysvShm => {
+                // shmat maps the whole segment at its first VMA; every
+                // VMA then gets its own protection.
+                crate::ipc::shm::attach(t, v)?;
+                fixups.push(v);
+                continue;
+            }
             VmaKind::Vdso => {
                 // ARCH_MAP_VDSO_64 takes the start of the whole block
                 // ([vvar] comes first), not of the [vdso] text.

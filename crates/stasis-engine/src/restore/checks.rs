@@ -32,6 +32,7 @@ pub fn validate(image: &Image, opts: &RestoreOptions) -> Result<(), RestoreError
     if inv.shell_job && !opts.shell_job {
         return refuse("image was dumped with --shell-job; restore it with --shell-job".into());
     }
+    crate::ipc::check_image(image)?;
     let ours = own_vdso()?;
     for p in &image.processes {
         let pid = p.pid as i32;

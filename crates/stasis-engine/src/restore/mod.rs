@@ -5,9 +5,12 @@
 //!    pid is free, every file is there and unchanged, and the tree's
 //!    sessions and groups can be rebuilt ([`crate::tree`]). Nothing is
 //!    created before this passes.
-//! 2. Open every open file description and create every shared memory
-//!    object once, in the restorer, at fixed descriptor numbers above
-//!    anything the tree uses (the *table*).
+//! 2. If the tree had an IPC namespace of its own, make a new one for the
+//!    restorer, which every process it forks inherits, and create its
+//!    System V objects there with their ids ([`crate::ipc`]). Open every
+//!    open file description and create every shared memory object once,
+//!    in the restorer, at fixed descriptor numbers above anything the tree
+//!    uses (the *table*).
 //! 3. Fork the root with its pid (clone3 + set_tid); every process forks
 //!    its own children the same way and sets up its descriptors and
 //!    identity in Rust ([`child`]), then reports and blocks.
@@ -105,6 +108,9 @@ struct Live<'a> {
     inherited: BTreeMap<(u64, u64), &'a [PageRun]>,
 }
 
+/// Restores the image in `dir`. With the image of a tree that had an IPC
+/// namespace of its own, the calling thread moves to a new IPC namespace
+/// for good (see [`crate::ipc`]).
 pub fn restore(
     dir: &Path,
     opts: &RestoreOptions,
@@ -145,6 +151,12 @@ pub fn restore(
         .pagemaps
         .iter()
         .flat_map(|pm| pm.runs.iter().cloned())
+        .chain(
+            inv.ipc
+                .iter()
+                .flat_map(|ns| ns.shm.iter())
+                .flat_map(|s| s.runs.iter().cloned()),
+        )
         .collect();
     pages.verify(&runs)?;
     if fault_point("restore-before-fork") {
@@ -157,6 +169,15 @@ pub fn restore(
         checks::own_tty()
     } else {
         None
+    };
+    // The tree's own IPC namespace: made here, before the first fork, so
+    // that every process of the tree inherits it.
+    let ipc = match &inv.ipc {
+        Some(ns) => {
+            progress.phase("System V IPC", 0);
+            Some(crate::ipc::restore(ns, pages.file())?)
+        }
+        None => None,
     };
 
     // The table: status and block pipes, shmem and file objects (which
@@ -383,6 +404,11 @@ pub fn restore(
     }
     for l in &live {
         finish_process(l, base)?;
+    }
+    // Every process has attached its segments again: removed ones need
+    // the restorer's attachments no longer.
+    if let Some(ipc) = ipc {
+        ipc.finish();
     }
     if fault_point("restore-before-resume") {
         return Err(RestoreError::Injected("restore-before-resume"));
