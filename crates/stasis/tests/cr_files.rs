@@ -203,3 +203,55 @@ fn cr_unix_more() {
         &[Mode::KillRestore, Mode::LeaveRunning, Mode::RestoreTwice],
     );
 }
+
+/// --ext-unix-sk: a socket connected to a listener outside the tree (this
+/// test's) is dumped, and the restored program is connected to the same
+/// listener again: the test accepts a second connection, and what the
+/// program sends after the restore arrives on it.
+#[test]
+fn ext_unix_sk_reconnects() {
+    use std::io::Read;
+    use std::os::linux::net::SocketAddrExt;
+    if !require_root() {
+        return;
+    }
+    let name = format!("stasis-ext-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).expect("name");
+    let listener = std::os::unix::net::UnixListener::bind_addr(&addr).expect("listen");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for c in listener.incoming().take(2) {
+            let Ok(mut c) = c else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                let _ = c.read_to_end(&mut got);
+                let _ = tx.send(got);
+            });
+        }
+    });
+    let w = Workload::spawn_c(
+        "refuse",
+        Spawn {
+            args: vec!["unix-outside".into(), name.clone()],
+            ..Default::default()
+        },
+    );
+    let img = w.dir.join("img");
+    dump(&w, &img, &["--ext-unix-sk"]);
+    w.wait_gone();
+    // The original connection ends with the original process.
+    let first = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the first connection ends");
+    assert!(first.is_empty(), "the first connection got {first:?}");
+    w.mark(&format!("restore from {}", img.display()));
+    restore(&img, &[]);
+    if let Err(e) = w.terminate_and_verdict() {
+        panic!("restored with --ext-unix-sk: {e}");
+    }
+    let second = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("a second connection, from the restored program");
+    assert_eq!(second, b"x", "the restored program's message");
+}
