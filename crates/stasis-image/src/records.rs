@@ -509,6 +509,41 @@ pub enum FdKind {
     PtySlave = 15,
     /// An idle io_uring instance; state in `Fd::io_uring`.
     IoUring = 16,
+    /// A POSIX message queue; state in `Fd::mqueue`.
+    Mqueue = 17,
+}
+
+/// A POSIX message queue: its name, limits, owner and messages.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MqueueState {
+    /// "/NAME" in the IPC namespace's queue filesystem.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// mq_unlink(3) was called: only open descriptors reach it.
+    #[prost(bool, tag = "2")]
+    pub unlinked: bool,
+    #[prost(uint32, tag = "3")]
+    pub mode: u32,
+    #[prost(uint32, tag = "4")]
+    pub uid: u32,
+    #[prost(uint32, tag = "5")]
+    pub gid: u32,
+    #[prost(int64, tag = "6")]
+    pub maxmsg: i64,
+    #[prost(int64, tag = "7")]
+    pub msgsize: i64,
+    /// Messages in the order mq_receive returns them (highest priority
+    /// first, oldest first within one priority).
+    #[prost(message, repeated, tag = "8")]
+    pub messages: Vec<MqMessage>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MqMessage {
+    #[prost(uint32, tag = "1")]
+    pub prio: u32,
+    #[prost(bytes = "vec", tag = "2")]
+    pub data: Vec<u8>,
 }
 
 /// An idle io_uring instance (no request queued, in flight or unreaped).
@@ -759,6 +794,8 @@ pub struct Fd {
     pub pty: Option<PtyState>,
     #[prost(message, optional, tag = "22")]
     pub io_uring: Option<IoUringState>,
+    #[prost(message, optional, tag = "23")]
+    pub mqueue: Option<MqueueState>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]

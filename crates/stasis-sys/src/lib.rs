@@ -10,6 +10,7 @@ pub mod error;
 pub mod evfd;
 pub mod file;
 pub mod mem;
+pub mod mqueue;
 pub mod pidfd;
 pub mod probe;
 pub mod ptrace;

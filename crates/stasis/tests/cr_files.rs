@@ -255,3 +255,19 @@ fn ext_unix_sk_reconnects() {
         .expect("a second connection, from the restored program");
     assert_eq!(second, b"x", "the restored program's message");
 }
+
+#[test]
+fn plain_mqueue() {
+    plain_run("mqueue", Spawn::default());
+}
+
+/// POSIX message queues, named and unlinked, with messages of several
+/// priorities, in the workload's own IPC namespace (see
+/// workloads/mqueue.c).
+#[test]
+fn cr_mqueue() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("mqueue", Spawn::default());
+}

@@ -30,6 +30,7 @@ pub mod eventfd;
 pub mod fifo;
 pub mod inotify;
 pub mod locks;
+pub mod mqueue;
 pub mod pidfd;
 pub mod pty;
 pub mod signalfd;
@@ -222,6 +223,11 @@ impl FileTable {
             return Err(refuse(&format!(
                 "a {kind} descriptor, which stasis cannot checkpoint yet"
             )));
+        }
+        // A queue's link is its name ("/NAME"), like a path.
+        if link.starts_with('/') && mqueue::is_mqueue(pid, n) {
+            let st = procfs::stat(pid, &format!("fd/{n}"))?;
+            return mqueue::dump(pid, fd, link, &st).map_err(|what| refuse(&what));
         }
         if link.starts_with("/memfd:") || link.ends_with(stasis_proc::maps::DELETED_SUFFIX) {
             fd.kind = FdKind::Unlinked as i32;
@@ -591,6 +597,7 @@ impl Descriptions {
         let mut tmp_used = BTreeSet::new();
         let mut fifos = fifo::Fifos::default();
         let mut ptys = pty::Ptys::default();
+        let mut queues = mqueue::Queues::default();
         let result = (|| {
             ptys.open_all(procs, end)
                 .map_err(|what| RestoreError::Failed { pid: 0, what })?;
@@ -651,6 +658,10 @@ impl Descriptions {
                             what: format!("fd {} (pty {}): {e}", fd.fd, fd.pty_index),
                         })?
                     }
+                    FdKind::Mqueue => queues.open(fd, end).map_err(|e| RestoreError::Failed {
+                        pid: *pid as i32,
+                        what: format!("fd {} (message queue {}): {e}", fd.fd, fd.path),
+                    })?,
                     FdKind::Fifo => {
                         fifos
                             .open(fd, pipes, end)
@@ -714,6 +725,7 @@ impl Descriptions {
         })();
         socks.close_pending();
         fifos.close();
+        queues.close();
         ptys.close(procs);
         // Pipe ends no fd uses are not needed (a pipe whose reader had
         // gone stays without one).
