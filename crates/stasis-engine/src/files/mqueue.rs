@@ -27,7 +27,7 @@ use stasis_sys::{mqueue as mq, util};
 /// Whether `/proc/PID/fd/N` is a message queue.
 pub fn is_mqueue(pid: i32, fd: i32) -> bool {
     nix::sys::statfs::statfs(format!("/proc/{pid}/fd/{fd}").as_str())
-        .is_ok_and(|s| s.filesystem_type().0 as i64 == mq::MQUEUE_MAGIC)
+        .is_ok_and(|s| s.filesystem_type().0 == mq::MQUEUE_MAGIC)
 }
 
 /// Describes queue fd `fd` of `pid`, whose link is `link`.
