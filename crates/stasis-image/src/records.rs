@@ -683,6 +683,20 @@ pub struct UnixSocket {
     /// end of file.
     #[prost(bool, tag = "17")]
     pub peer_closed: bool,
+    /// Descriptors in flight (SCM_RIGHTS) with messages of `queue`.
+    #[prost(message, repeated, tag = "18")]
+    pub inflight: Vec<InflightFds>,
+}
+
+/// The open file descriptions passed along message `msg` of a queue. Each
+/// is a full record (its `fd` number means nothing); `desc` ties it to the
+/// same description held elsewhere in the tree, if any.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct InflightFds {
+    #[prost(uint32, tag = "1")]
+    pub msg: u32,
+    #[prost(message, repeated, tag = "2")]
+    pub fds: Vec<Fd>,
 }
 
 /// An eventfd's counter and mode.

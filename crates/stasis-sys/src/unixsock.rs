@@ -2,7 +2,7 @@
 //! queue reads that checkpointing a unix socket needs, and the calls that
 //! rebuild one.
 
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use crate::error::{Result, SysError};
 
@@ -147,6 +147,62 @@ pub fn shutdown(fd: RawFd, how: i32) -> Result<()> {
 /// Sends `data` as one message (or, on a stream, all of it), to `to` if
 /// given. Never blocks: a full queue is an error.
 pub fn send(fd: RawFd, data: &[u8], to: Option<&[u8]>) -> Result<()> {
+    send_rights(fd, data, to, &[])
+}
+
+/// Like [`send`], with descriptors `fds` passed along the first bytes
+/// (SCM_RIGHTS), to `to` if given.
+pub fn send_rights(fd: RawFd, data: &[u8], to: Option<&[u8]>, fds: &[RawFd]) -> Result<()> {
+    if fds.is_empty() {
+        return send_plain(fd, data, to);
+    }
+    let name = to.map(addr).transpose()?;
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of_val(fds) as u32) } as usize;
+    let mut ctl = vec![0u64; space.div_ceil(8)];
+    // SAFETY: msghdr is plain old data; all zeros is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctl.as_mut_ptr().cast();
+    msg.msg_controllen = space;
+    if let Some((a, len)) = &name {
+        msg.msg_name = (a as *const libc::sockaddr_un) as *mut libc::c_void;
+        msg.msg_namelen = *len;
+    }
+    // SAFETY: the control buffer has room for one SCM_RIGHTS header and
+    // `fds`; CMSG_FIRSTHDR/DATA point inside it.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(fds) as u32) as usize;
+        std::ptr::copy_nonoverlapping(
+            fds.as_ptr().cast::<u8>(),
+            libc::CMSG_DATA(c),
+            std::mem::size_of_val(fds),
+        );
+    }
+    // SAFETY: every pointer in `msg` refers to live buffers of the given
+    // lengths.
+    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        return Err(SysError::last(
+            "sendmsg(SCM_RIGHTS)",
+            format!("{} bytes and {} fds on fd {fd}", data.len(), fds.len()),
+        ));
+    }
+    if (n as usize) < data.len() {
+        return send_plain(fd, &data[n as usize..], to);
+    }
+    Ok(())
+}
+
+fn send_plain(fd: RawFd, data: &[u8], to: Option<&[u8]>) -> Result<()> {
     let mut done = 0;
     loop {
         let rest = &data[done..];
@@ -188,34 +244,31 @@ pub fn send(fd: RawFd, data: &[u8], to: Option<&[u8]>) -> Result<()> {
     }
 }
 
-/// Why a queue could not be read.
+/// One message (or, on a stream, one run of bytes) of a receive queue,
+/// with the descriptors in flight with it: peeking installed copies of
+/// them in our own table.
 #[derive(Debug)]
-pub enum PeekError {
-    /// A message carries descriptors (SCM_RIGHTS).
-    Rights,
-    Sys(SysError),
+pub struct Peeked {
+    pub data: Vec<u8>,
+    pub fds: Vec<OwnedFd>,
 }
 
 /// Copies the receive queue of `fd` without consuming it: for a stream
 /// socket the bytes as one chunk, else each message. Uses SO_PEEK_OFF,
 /// restored to its old value (`-1`, off, unless the owner uses it)
 /// before returning. `limit` bounds the bytes read.
-pub fn peek_queue(
-    fd: RawFd,
-    stream: bool,
-    limit: usize,
-) -> std::result::Result<Vec<Vec<u8>>, PeekError> {
-    let old = get_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF).map_err(PeekError::Sys)?;
-    set_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, 0).map_err(PeekError::Sys)?;
+pub fn peek_queue(fd: RawFd, stream: bool, limit: usize) -> Result<Vec<Peeked>> {
+    let old = get_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF)?;
+    set_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, 0)?;
     let r = peek_all(fd, stream, limit);
     let back = set_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, old);
     let out = r?;
-    back.map_err(PeekError::Sys)?;
+    back?;
     Ok(out)
 }
 
-fn peek_all(fd: RawFd, stream: bool, limit: usize) -> std::result::Result<Vec<Vec<u8>>, PeekError> {
-    let mut out: Vec<Vec<u8>> = Vec::new();
+fn peek_all(fd: RawFd, stream: bool, limit: usize) -> Result<Vec<Peeked>> {
+    let mut out: Vec<Peeked> = Vec::new();
     let mut total = 0usize;
     let mut buf = vec![0u8; 256 * 1024];
     // Room for a few SCM_RIGHTS descriptors and credentials.
@@ -245,19 +298,21 @@ fn peek_all(fd: RawFd, stream: bool, limit: usize) -> std::result::Result<Vec<Ve
             if e == libc::EAGAIN || e == libc::EWOULDBLOCK {
                 return Ok(out);
             }
-            return Err(PeekError::Sys(SysError::last(
-                "recvmsg(MSG_PEEK)",
-                format!("fd {fd}"),
-            )));
+            return Err(SysError::last("recvmsg(MSG_PEEK)", format!("fd {fd}")));
         }
-        if rights_in(&msg) || msg.msg_flags & libc::MSG_CTRUNC != 0 {
-            return Err(PeekError::Rights);
+        let fds = rights_in(&msg);
+        if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+            return Err(SysError::Call {
+                call: "recvmsg(MSG_PEEK)",
+                what: format!("fd {fd}: a message carries more descriptors than stasis reads"),
+                errno: libc::EMSGSIZE,
+            });
         }
         let n = n as usize;
         if n > buf.len() {
             // A datagram larger than the buffer: start again with room.
             buf.resize(n, 0);
-            set_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, 0).map_err(PeekError::Sys)?;
+            set_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, 0)?;
             out.clear();
             total = 0;
             continue;
@@ -269,56 +324,62 @@ fn peek_all(fd: RawFd, stream: bool, limit: usize) -> std::result::Result<Vec<Ve
             // lost, so bytes left unpeeked are an error. (A datagram
             // socket's zero-length datagram ends the copy the same way.)
             if !stream {
-                let left = crate::util::fionread(fd).map_err(PeekError::Sys)?;
+                let left = crate::util::fionread(fd)?;
                 if left as usize > total {
-                    return Err(PeekError::Sys(SysError::Call {
+                    return Err(SysError::Call {
                         call: "recvmsg(MSG_PEEK)",
                         what: format!(
                             "fd {fd}: a zero-length message is queued before other messages"
                         ),
                         errno: libc::ENOTSUP,
-                    }));
+                    });
                 }
             }
             return Ok(out);
         }
         total += n;
         if total > limit {
-            return Err(PeekError::Sys(SysError::Call {
+            return Err(SysError::Call {
                 call: "recvmsg(MSG_PEEK)",
                 what: format!("fd {fd}: more than {limit} bytes queued"),
                 errno: libc::EFBIG,
-            }));
+            });
         }
-        if stream {
-            match out.last_mut() {
-                Some(chunk) => chunk.extend_from_slice(&buf[..n]),
-                None => out.push(buf[..n].to_vec()),
-            }
-        } else {
-            out.push(buf[..n].to_vec());
+        // On a stream, bytes run together, except where descriptors came
+        // with them: they go back with the bytes of that read. (Where in
+        // those bytes they were sent cannot be seen: a peek that reaches
+        // plain bytes followed by bytes with descriptors reports the
+        // descriptors with all of them, however short it is.)
+        let joins =
+            stream && fds.is_empty() && out.last().is_some_and(|p: &Peeked| p.fds.is_empty());
+        match out.last_mut() {
+            Some(last) if joins => last.data.extend_from_slice(&buf[..n]),
+            _ => out.push(Peeked {
+                data: buf[..n].to_vec(),
+                fds,
+            }),
         }
     }
 }
 
-/// True if `msg` carries SCM_RIGHTS; closes the descriptors it brought.
-fn rights_in(msg: &libc::msghdr) -> bool {
-    let mut found = false;
+/// The descriptors an SCM_RIGHTS message brought into our table.
+fn rights_in(msg: &libc::msghdr) -> Vec<OwnedFd> {
+    let mut out = Vec::new();
     // SAFETY: CMSG_* walk the control buffer the kernel filled, within
-    // msg_controllen.
+    // msg_controllen; each descriptor in it was just installed in our
+    // table for us and is owned by nobody else.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(msg);
         while !c.is_null() {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                found = true;
                 let data = libc::CMSG_DATA(c) as *const RawFd;
                 let n = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / 4;
                 for i in 0..n {
-                    libc::close(data.add(i).read_unaligned());
+                    out.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
                 }
             }
             c = libc::CMSG_NXTHDR(msg, c);
         }
     }
-    found
+    out
 }

@@ -271,3 +271,18 @@ fn cr_mqueue() {
     }
     cr_all_modes("mqueue", Spawn::default());
 }
+
+#[test]
+fn plain_unix_rights() {
+    plain_run("unix_rights", Spawn::default());
+}
+
+/// Descriptors in flight in unix socket queues (SCM_RIGHTS): pipe ends,
+/// files with offsets, sockets, eventfds (see workloads/unix_rights.c).
+#[test]
+fn cr_unix_rights() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("unix_rights", Spawn::default());
+}

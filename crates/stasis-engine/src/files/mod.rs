@@ -85,6 +85,12 @@ pub struct FileTable {
     unix_diag: Option<std::collections::HashMap<u32, stasis_sys::sockdiag::UnixDiag>>,
     /// Unix sockets of the tree: inode -> (pid, fd, record).
     unix: BTreeMap<u64, (i32, i32, stasis_image::UnixSocket)>,
+    /// Sockets whose queue is being read (a socket in flight in its own
+    /// queue would recurse).
+    peeking: BTreeSet<u64>,
+    /// Our copies of descriptors in flight, kept open while the tree is
+    /// dumped (kcmp compares other fds with them).
+    inflight_keep: Vec<std::os::fd::OwnedFd>,
     /// Clients of connections not yet accepted: inode -> name connected to.
     connecting: BTreeMap<u64, Vec<u8>>,
     /// FIFO path -> object id, to look for holders outside the tree.
@@ -157,6 +163,60 @@ impl FileTable {
         Ok(fds)
     }
 
+    /// The record of a descriptor in flight that peeking put in our table
+    /// as `f`: the same description as a tree fd shares its `desc`.
+    fn describe_inflight(
+        &mut self,
+        f: std::os::fd::OwnedFd,
+        shell_job: bool,
+    ) -> Result<Fd, DumpError> {
+        let me = std::process::id() as i32;
+        let n = f.as_raw_fd();
+        self.inflight_keep.push(f);
+        let link = procfs::read_link(me, &format!("fd/{n}"))?;
+        let info = procfs::parsed(
+            me,
+            stasis_proc::parse_fdinfo(&procfs::read_string(me, &format!("fdinfo/{n}"))?),
+        )?;
+        let seen = self.by_ino.get(&info.ino).and_then(|v| {
+            v.iter()
+                .find(|(p2, f)| util::same_file(*p2, f.fd, me, n).unwrap_or(false))
+        });
+        if let Some((_, orig)) = seen {
+            let mut shared = orig.clone();
+            shared.epoll.retain(|e| e.via_fd.is_none());
+            return Ok(shared);
+        }
+        let mut fd = Fd {
+            fd: n,
+            kind: FdKind::Regular as i32,
+            path: link.clone(),
+            flags: info.flags & !(libc::O_CLOEXEC as u32),
+            pos: info.pos,
+            ..Default::default()
+        };
+        if matches!(
+            link.as_str(),
+            "anon_inode:[pidfd]" | "anon_inode:[io_uring]"
+        ) {
+            return Err(DumpError::Refused {
+                pid: me,
+                what: format!(
+                    "a {link} is in flight in a unix socket, which stasis cannot restore"
+                ),
+            });
+        }
+        self.describe(me, &mut fd, &link, &info, shell_job)?;
+        fd.locks = locks::dump(&info).unwrap_or_default();
+        self.next_desc += 1;
+        fd.desc = self.next_desc;
+        self.by_ino
+            .entry(info.ino)
+            .or_default()
+            .push((me, fd.clone()));
+        Ok(fd)
+    }
+
     /// Fills in what kind of file `fd` is, or refuses it.
     fn describe(
         &mut self,
@@ -196,8 +256,30 @@ impl FileTable {
                 self.unix_diag = Some(d);
             }
             let diag = self.unix_diag.as_ref().expect("read above");
-            if let Some(name) = unix::dump(pid, fd, ino, diag).map_err(|what| refuse(&what))? {
-                self.connecting.insert(ino, name);
+            if !self.peeking.insert(ino) {
+                return Err(refuse(
+                    "a unix socket in flight inside its own queue (a reference cycle), which stasis cannot restore",
+                ));
+            }
+            let dumped = unix::dump(pid, fd, ino, diag).map_err(|what| refuse(&what));
+            let dumped = dumped.and_then(|d| {
+                if let Some(name) = d.connecting {
+                    self.connecting.insert(ino, name);
+                }
+                let mut all = Vec::new();
+                for (msg, fds) in d.inflight {
+                    let mut recs = Vec::new();
+                    for f in fds {
+                        recs.push(self.describe_inflight(f, shell_job)?);
+                    }
+                    all.push(stasis_image::InflightFds { msg, fds: recs });
+                }
+                Ok(all)
+            });
+            self.peeking.remove(&ino);
+            let inflight = dumped?;
+            if let Some(u) = fd.unix.as_mut() {
+                u.inflight = inflight;
             }
             if let Some(u) = &fd.unix {
                 self.unix.insert(ino, (pid, n, u.clone()));
@@ -548,7 +630,7 @@ impl Descriptions {
         base: RawFd,
     ) -> Result<Descriptions, RestoreError> {
         // Pass 1: which fds share which description.
-        let mut keys: BTreeMap<Key, (RawFd, u32, usize)> = BTreeMap::new();
+        let mut keys: BTreeMap<Key, (RawFd, u32, &Fd)> = BTreeMap::new();
         let mut slot = BTreeMap::new();
         for p in procs.iter().filter(|p| !p.zombie) {
             let mut own: BTreeMap<i32, Key> = BTreeMap::new();
@@ -565,10 +647,30 @@ impl Descriptions {
                 };
                 own.insert(fd.fd, key);
                 let next = base + keys.len() as RawFd;
-                let (at, _, _) = *keys.entry(key).or_insert((next, p.pid, i));
+                let (at, _, _) = *keys.entry(key).or_insert((next, p.pid, fd));
                 slot.insert((p.pid, fd.fd), at);
+                let _ = i;
             }
         }
+        // Descriptions in flight in unix sockets: opened like the others,
+        // sent along their messages, held by no process.
+        let mut inflight = Vec::new();
+        for p in procs.iter().filter(|p| !p.zombie) {
+            for fd in &p.fds {
+                unix::collect_inflight(fd, &mut inflight);
+            }
+        }
+        for fd in &inflight {
+            let next = base + keys.len() as RawFd;
+            keys.entry(Key::Desc(fd.desc)).or_insert((next, 0, fd));
+        }
+        let desc_at: BTreeMap<u32, RawFd> = keys
+            .iter()
+            .filter_map(|(k, (at, _, _))| match k {
+                Key::Desc(d) => Some((*d, *at)),
+                Key::Own(..) => None,
+            })
+            .collect();
         let end = base + keys.len() as RawFd;
         // Temporaries live above the table, out of its way.
         let lift = |fd: RawFd| -> Result<RawFd, RestoreError> {
@@ -592,7 +694,7 @@ impl Descriptions {
             ends.insert(pipe.ino, [Some(r), Some(w)]);
         }
         let mut opened = Vec::new();
-        let mut socks = unix::Sockets::new(procs, end);
+        let mut socks = unix::Sockets::new(procs, &inflight, end);
         let mut sock_at: BTreeMap<u64, RawFd> = BTreeMap::new();
         let mut tmp_used = BTreeSet::new();
         let mut fifos = fifo::Fifos::default();
@@ -601,9 +703,8 @@ impl Descriptions {
         let result = (|| {
             ptys.open_all(procs, end)
                 .map_err(|what| RestoreError::Failed { pid: 0, what })?;
-            for (at, pid, i) in keys.values() {
-                let p = procs.iter().find(|p| p.pid == *pid).expect("planned");
-                let fd = &p.fds[*i];
+            for (at, pid, fd) in keys.values() {
+                let fd: &Fd = fd;
                 let what = |e: stasis_sys::SysError| RestoreError::Failed {
                     pid: *pid as i32,
                     what: format!("fd {} ({}): {e}", fd.fd, fd.path),
@@ -718,10 +819,12 @@ impl Descriptions {
                     util::seek_to(*at, fd.pos).map_err(what)?;
                 }
             }
-            socks.finish(&sock_at).map_err(|e| RestoreError::Failed {
-                pid: 0,
-                what: format!("unix sockets: {e}"),
-            })
+            socks
+                .finish(&sock_at, &desc_at)
+                .map_err(|e| RestoreError::Failed {
+                    pid: 0,
+                    what: format!("unix sockets: {e}"),
+                })
         })();
         socks.close_pending();
         fifos.close();

@@ -11,8 +11,17 @@
 //! listener's connections not yet accepted come back when their clients
 //! (in the tree) connect again, in the same order; a client that already
 //! sent data on such a connection is refused. A connection whose other end
-//! was closed keeps its unread data, then end of file. Descriptors in
-//! flight (SCM_RIGHTS) are refused.
+//! was closed keeps its unread data, then end of file.
+//!
+//! Descriptors in flight (SCM_RIGHTS): peeking puts copies of them in the
+//! dumper's own table; each is described like any fd (sharing its `desc`
+//! when a process of the tree holds the same description) and stored with
+//! the message it travels with. Restore opens them with the rest of the
+//! table and sends each message again with its descriptors, once all are
+//! open. On a stream, descriptors go back with the bytes the peek returned
+//! them with (a stream keeps no boundaries, and the kernel does not show
+//! where in a run of bytes they were sent). Refused: a socket in flight in
+//! its own queue (a reference cycle), pidfds and io_uring in flight.
 //!
 //! Restore makes each connected pair with socketpair(2) and refills each
 //! end's queue from the other end, message by message; a listener is bound
@@ -30,7 +39,7 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use stasis_image::{Fd, FdKind, Process, UnixSocket};
 use stasis_sys::sockdiag::UnixDiag;
-use stasis_sys::unixsock::{self as us, PeekError};
+use stasis_sys::unixsock as us;
 use stasis_sys::{pidfd, RemoteFd, SysError};
 
 use crate::error::RestoreError;
@@ -67,14 +76,12 @@ fn display(name: &[u8]) -> String {
 
 /// Fills `fd` (link `socket:[ino]`) of `pid`, or says why it cannot be
 /// checkpointed. `diag` lists the unix sockets of our network namespace.
-/// Returns, for the client of a connection not yet accepted, the name it
-/// connected to.
 pub fn dump(
     pid: i32,
     fd: &mut Fd,
     ino: u64,
     diag: &HashMap<u32, UnixDiag>,
-) -> Result<Option<Vec<u8>>, String> {
+) -> Result<Dumped, String> {
     let pfd = pidfd::pidfd_open(pid).map_err(|e| e.to_string())?;
     let h = pidfd::pidfd_getfd(&pfd, pid, RemoteFd(fd.fd)).map_err(|e| e.to_string())?;
     let h = h.as_raw_fd();
@@ -129,16 +136,41 @@ pub fn dump(
     u.passcred = opt(libc::SO_PASSCRED)? != 0;
     u.sndbuf = opt(libc::SO_SNDBUF)? as u32;
     u.rcvbuf = opt(libc::SO_RCVBUF)? as u32;
+    let mut inflight = Vec::new();
     if !listening {
-        u.queue = us::peek_queue(h, sock_type == libc::SOCK_STREAM, MAX_QUEUE).map_err(|e| match e {
-            PeekError::Rights => "a unix socket with descriptors in flight (SCM_RIGHTS messages not yet received), which stasis cannot checkpoint yet".to_string(),
-            PeekError::Sys(e) => format!("a unix socket whose queue cannot be copied: {e}"),
-        })?;
+        let peeked = us::peek_queue(h, sock_type == libc::SOCK_STREAM, MAX_QUEUE)
+            .map_err(|e| format!("a unix socket whose queue cannot be copied: {e}"))?;
+        tracing::debug!(
+            "socket:[{ino}] queue: {:?}",
+            peeked
+                .iter()
+                .map(|p| (String::from_utf8_lossy(&p.data).into_owned(), p.fds.len()))
+                .collect::<Vec<_>>()
+        );
+        for (i, p) in peeked.into_iter().enumerate() {
+            u.queue.push(p.data);
+            if !p.fds.is_empty() {
+                inflight.push((i as u32, p.fds));
+            }
+        }
     }
     fd.kind = FdKind::UnixSocket as i32;
     fd.path = format!("socket:[{ino}]");
     fd.unix = Some(u);
-    Ok(connecting)
+    Ok(Dumped {
+        connecting,
+        inflight,
+    })
+}
+
+/// What [`dump`] found besides the record.
+pub struct Dumped {
+    /// The client of a connection not yet accepted: the name it connected
+    /// to.
+    pub connecting: Option<Vec<u8>>,
+    /// Descriptors in flight, per message index: copies in our own table
+    /// (peeking installed them), for the caller to describe.
+    pub inflight: Vec<(u32, Vec<std::os::fd::OwnedFd>)>,
 }
 
 /// Gives each listener of the tree its clients whose connections it has
@@ -348,29 +380,53 @@ pub fn check_paths(p: &Process) -> Result<(), RestoreError> {
     Ok(())
 }
 
+/// Adds the records of the descriptions in flight in `fd`'s queue (and in
+/// theirs) to `out`.
+pub fn collect_inflight<'a>(fd: &'a Fd, out: &mut Vec<&'a Fd>) {
+    let Some(u) = &fd.unix else { return };
+    for m in &u.inflight {
+        for f in &m.fds {
+            out.push(f);
+            collect_inflight(f, out);
+        }
+    }
+}
+
+/// Whether any message of `u` carries descriptors.
+fn has_rights(u: &UnixSocket) -> bool {
+    u.inflight.iter().any(|m| !m.fds.is_empty())
+}
+
 /// Restore side: creates the sockets of the image, pairs together.
 #[derive(Default)]
 pub struct Sockets<'a> {
     by_ino: BTreeMap<u64, &'a UnixSocket>,
     /// The other end of a pair already made: inode -> its descriptor.
     pending: BTreeMap<u64, RawFd>,
+    /// Sockets whose queue carries descriptors: filled in `finish`, once
+    /// every description (those in flight too) is open.
+    deferred: Vec<u64>,
+    /// The sending end of a connection whose peer closed, kept until its
+    /// deferred queue is sent: inode of the receiving socket -> it.
+    closing: BTreeMap<u64, RawFd>,
     /// Pending ends are kept at or above this number (out of the way of
     /// the description table being filled).
     min_fd: RawFd,
 }
 
 impl<'a> Sockets<'a> {
-    pub fn new(procs: &'a [Process], min_fd: RawFd) -> Self {
+    pub fn new(procs: &'a [Process], inflight: &[&'a Fd], min_fd: RawFd) -> Self {
         let by_ino = procs
             .iter()
             .flat_map(|p| p.fds.iter())
+            .chain(inflight.iter().copied())
             .filter_map(|f| f.unix.as_ref())
             .map(|u| (u.ino, u))
             .collect();
         Sockets {
             by_ino,
-            pending: BTreeMap::new(),
             min_fd,
+            ..Default::default()
         }
     }
 
@@ -390,6 +446,13 @@ impl<'a> Sockets<'a> {
         if u.peer_closed {
             // The other end is made only to send the queue, then closed.
             let (a, b) = us::socketpair(u.sock_type)?;
+            if has_rights(u) {
+                let up = stasis_sys::util::dup_above(b, self.min_fd);
+                stasis_sys::util::close_raw(b);
+                self.closing.insert(u.ino, up?);
+                self.deferred.push(u.ino);
+                return set_up(a, u).map(|()| a);
+            }
             let filled =
                 set_up(a, u).and_then(|()| u.queue.iter().try_for_each(|m| us::send(b, m, None)));
             stasis_sys::util::close_raw(b);
@@ -402,14 +465,18 @@ impl<'a> Sockets<'a> {
             let (a, b) = us::socketpair(u.sock_type)?;
             set_up(a, u)?;
             set_up(b, peer)?;
-            for (me, other) in [(u, b), (peer, a)] {
-                // My queue holds what the other end sent.
-                for m in &me.queue {
-                    us::send(other, m, None)?;
+            if has_rights(u) || has_rights(peer) {
+                self.deferred.extend([u.ino, peer.ino]);
+            } else {
+                for (me, other) in [(u, b), (peer, a)] {
+                    // My queue holds what the other end sent.
+                    for m in &me.queue {
+                        us::send(other, m, None)?;
+                    }
                 }
-            }
-            for (s, me) in [(a, u), (b, peer)] {
-                shut(s, me)?;
+                for (s, me) in [(a, u), (b, peer)] {
+                    shut(s, me)?;
+                }
             }
             let up = stasis_sys::util::dup_above(b, self.min_fd);
             stasis_sys::util::close_raw(b);
@@ -427,7 +494,25 @@ impl<'a> Sockets<'a> {
     /// Once every socket exists (`at`: inode -> its descriptor): connects
     /// one-way datagram sockets and refills the queues of unpaired
     /// sockets, then applies their shutdown bits.
-    pub fn finish(&self, at: &BTreeMap<u64, RawFd>) -> Result<(), SysError> {
+    pub fn finish(
+        &self,
+        at: &BTreeMap<u64, RawFd>,
+        desc_at: &BTreeMap<u32, RawFd>,
+    ) -> Result<(), SysError> {
+        // Queues with descriptors in flight: each message with its own.
+        for ino in &self.deferred {
+            let me = self.by_ino[ino];
+            let from = match self.closing.get(ino) {
+                Some(b) => *b,
+                None => *at.get(&me.peer_ino).ok_or_else(|| missing_peer(me))?,
+            };
+            for (i, m) in me.queue.iter().enumerate() {
+                us::send_rights(from, m, None, &rights_of(me, i, desc_at)?)?;
+            }
+            if let Some(s) = at.get(ino) {
+                shut(*s, me)?;
+            }
+        }
         // Connections not yet accepted, in each listener's order.
         for l in self.by_ino.values().filter(|l| !l.pending.is_empty()) {
             for c in &l.pending {
@@ -463,10 +548,9 @@ impl<'a> Sockets<'a> {
                     });
                 }
                 let tmp = us::socket(libc::SOCK_DGRAM)?;
-                let r = u
-                    .queue
-                    .iter()
-                    .try_for_each(|m| us::send(tmp, m, Some(&u.name)));
+                let r = u.queue.iter().enumerate().try_for_each(|(i, m)| {
+                    us::send_rights(tmp, m, Some(&u.name), &rights_of(u, i, desc_at)?)
+                });
                 stasis_sys::util::close_raw(tmp);
                 r?;
             }
@@ -475,11 +559,47 @@ impl<'a> Sockets<'a> {
         Ok(())
     }
 
-    /// Closes pair ends no fd took (there are none in a consistent image).
+    /// Closes pair ends no fd took (there are none in a consistent image)
+    /// and the sending ends of closed connections.
     pub fn close_pending(&mut self) {
         for (_, s) in std::mem::take(&mut self.pending) {
             stasis_sys::util::close_raw(s);
         }
+        for (_, s) in std::mem::take(&mut self.closing) {
+            stasis_sys::util::close_raw(s);
+        }
+    }
+}
+
+/// The restorer's descriptors of what message `i` of `u` carries.
+fn rights_of(
+    u: &UnixSocket,
+    i: usize,
+    desc_at: &BTreeMap<u32, RawFd>,
+) -> Result<Vec<RawFd>, SysError> {
+    let Some(m) = u.inflight.iter().find(|m| m.msg as usize == i) else {
+        return Ok(Vec::new());
+    };
+    m.fds
+        .iter()
+        .map(|f| {
+            desc_at.get(&f.desc).copied().ok_or_else(|| SysError::Call {
+                call: "sendmsg(SCM_RIGHTS)",
+                what: format!("socket:[{}]: a descriptor in flight was not opened", u.ino),
+                errno: libc::EBADF,
+            })
+        })
+        .collect()
+}
+
+fn missing_peer(u: &UnixSocket) -> SysError {
+    SysError::Call {
+        call: "send",
+        what: format!(
+            "socket:[{}]: its peer socket:[{}] was not made",
+            u.ino, u.peer_ino
+        ),
+        errno: libc::ENOTCONN,
     }
 }
 
