@@ -126,3 +126,22 @@ pub fn inotify_rm_watch(fd: RawFd, wd: i32) -> Result<()> {
     let r = unsafe { libc::inotify_rm_watch(fd, wd) };
     check(r as _, "inotify_rm_watch", format!("wd {wd}")).map(drop)
 }
+
+/// fanotify_init(2).
+pub fn fanotify_init(flags: u32, event_flags: u32) -> Result<RawFd> {
+    // SAFETY: integer arguments only.
+    let fd = unsafe { libc::fanotify_init(flags, event_flags) };
+    check(fd as _, "fanotify_init", format!("flags {flags:#x}")).map(|f| f as RawFd)
+}
+
+/// fanotify_mark(2) on `path` (relative to the cwd).
+pub fn fanotify_mark(fd: RawFd, flags: u32, mask: u32, path: &str) -> Result<()> {
+    let c = std::ffi::CString::new(path).map_err(|_| SysError::Call {
+        call: "fanotify_mark",
+        what: format!("path {path:?}"),
+        errno: libc::EINVAL,
+    })?;
+    // SAFETY: `c` is a NUL-terminated path that outlives the call.
+    let r = unsafe { libc::fanotify_mark(fd, flags, mask as u64, libc::AT_FDCWD, c.as_ptr()) };
+    check(r as _, "fanotify_mark", path.to_string()).map(drop)
+}

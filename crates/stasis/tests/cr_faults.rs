@@ -141,8 +141,8 @@ fn refuse_fifo_shared_outside() {
 }
 
 #[test]
-fn refuse_fanotify() {
-    refused_dump_leaves_target_alone("fanotify", "fanotify");
+fn refuse_userfaultfd() {
+    refused_dump_leaves_target_alone("userfaultfd", "userfaultfd");
 }
 
 #[test]

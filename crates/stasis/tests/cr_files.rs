@@ -286,3 +286,18 @@ fn cr_unix_rights() {
     }
     cr_all_modes("unix_rights", Spawn::default());
 }
+
+#[test]
+fn plain_fanotify() {
+    plain_run("fanotify", Spawn::default());
+}
+
+/// A fanotify group with an inode mark and an ignored mask (see
+/// workloads/fanotify.c).
+#[test]
+fn cr_fanotify() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("fanotify", Spawn::default());
+}

@@ -66,13 +66,14 @@ fn queued(pid: i32, fd: i32) -> Result<i32, stasis_sys::SysError> {
 /// The path of a watched inode, from its handle and device.
 fn resolve(w: &stasis_proc::InotifyWatch) -> Result<String, String> {
     let handle_type = w.fhandle_type.ok_or("no file handle in fdinfo")?;
-    let h = FileHandle {
-        handle_type,
-        bytes: w.fhandle.clone(),
-    };
-    let dev = format!("{}:{}", w.sdev >> 20, w.sdev & 0xfffff);
+    path_of_handle(w.sdev, handle_type, &w.fhandle)
+}
+
+/// The mount points of the device `sdev` (kernel encoding, as fdinfo
+/// prints it), those showing the filesystem's root first.
+pub(crate) fn mounts_of(sdev: u32) -> Result<Vec<String>, String> {
+    let dev = format!("{}:{}", sdev >> 20, sdev & 0xfffff);
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
-    // Mounts of that device, those showing the filesystem's root first.
     let mut points: Vec<(bool, String)> = mounts
         .lines()
         .filter_map(|l| {
@@ -81,8 +82,27 @@ fn resolve(w: &stasis_proc::InotifyWatch) -> Result<String, String> {
         })
         .collect();
     points.sort();
+    Ok(points.into_iter().map(|(_, p)| p).collect())
+}
+
+/// The mount point of mount `id` (as in /proc/self/mountinfo).
+pub(crate) fn mount_point(id: u32) -> Option<String> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mounts.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f.first()?.parse::<u32>().ok()? == id).then(|| unescape(f[4]))
+    })
+}
+
+/// The path of the inode a file handle names on device `sdev`.
+pub(crate) fn path_of_handle(sdev: u32, handle_type: i32, bytes: &[u8]) -> Result<String, String> {
+    let h = FileHandle {
+        handle_type,
+        bytes: bytes.to_vec(),
+    };
+    let dev = format!("{}:{}", sdev >> 20, sdev & 0xfffff);
     let mut last = format!("no mount of device {dev}");
-    for (_, point) in points {
+    for point in mounts_of(sdev)? {
         let Ok(mount) = std::fs::File::open(&point) else {
             continue;
         };

@@ -27,6 +27,7 @@ use crate::procfs;
 
 pub mod epoll;
 pub mod eventfd;
+pub mod fanotify;
 pub mod fifo;
 pub mod inotify;
 pub mod locks;
@@ -297,6 +298,7 @@ impl FileTable {
             "anon_inode:[eventpoll]" => Some(epoll::dump(pid, fd, info)),
             "anon_inode:[pidfd]" => Some(pidfd::dump(fd, info)),
             "anon_inode:inotify" => Some(inotify::dump(pid, fd, info)),
+            "anon_inode:[fanotify]" => Some(fanotify::dump(pid, fd)),
             _ => None,
         };
         if let Some(r) = event {
@@ -566,6 +568,7 @@ pub fn check_files(p: &Process) -> Result<(), RestoreError> {
         match kind {
             FdKind::Fifo => fifo::check(p, fd)?,
             FdKind::Inotify => inotify::check(p, fd)?,
+            FdKind::Fanotify => fanotify::check(p, fd)?,
             _ => {}
         }
         if !matches!(kind, FdKind::Regular | FdKind::Directory | FdKind::CharDev) {

@@ -9,7 +9,7 @@ use stasis_image::{Fd, FdKind, Pipe, Process};
 use stasis_sys::util;
 
 use super::{
-    epoll, eventfd, fifo, inotify, locks, mqueue, pty, signalfd, timerfd, unix, unlinked,
+    epoll, eventfd, fanotify, fifo, inotify, locks, mqueue, pty, signalfd, timerfd, unix, unlinked,
     OPEN_FLAGS, SETFL_FLAGS,
 };
 use crate::error::{RestoreError, SysCtx};
@@ -162,6 +162,10 @@ impl Descriptions {
                     FdKind::PidFd | FdKind::IoUring => {
                         unreachable!("made by the process itself, left out of the table")
                     }
+                    FdKind::Fanotify => fanotify::open(fd).map_err(|e| RestoreError::Failed {
+                        pid: *pid as i32,
+                        what: format!("fd {} (fanotify): {e}", fd.fd),
+                    })?,
                     FdKind::Inotify => inotify::open(fd).map_err(|e| RestoreError::Failed {
                         pid: *pid as i32,
                         what: format!("fd {} (inotify): {e}", fd.fd),

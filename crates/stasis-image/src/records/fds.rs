@@ -46,6 +46,38 @@ pub enum FdKind {
     IoUring = 16,
     /// A POSIX message queue; state in `Fd::mqueue`.
     Mqueue = 17,
+    /// A fanotify group; state in `Fd::fanotify`.
+    Fanotify = 18,
+}
+
+/// A fanotify group: fanotify_init(2) flags and its marks.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FanotifyState {
+    #[prost(uint32, tag = "1")]
+    pub init_flags: u32,
+    /// Open flags of the event fds it hands out.
+    #[prost(uint32, tag = "2")]
+    pub event_flags: u32,
+    #[prost(message, repeated, tag = "3")]
+    pub marks: Vec<FanotifyMark>,
+}
+
+/// One mark: on an inode (`kind` 0), a mount (FAN_MARK_MOUNT) or a
+/// filesystem (FAN_MARK_FILESYSTEM), named by a path.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FanotifyMark {
+    #[prost(uint32, tag = "1")]
+    pub kind: u32,
+    #[prost(string, tag = "2")]
+    pub path: String,
+    /// FAN_MARK_* flags the mark keeps (IGNORED_SURV_MODIFY, EVICTABLE,
+    /// IGNORE).
+    #[prost(uint32, tag = "3")]
+    pub mflags: u32,
+    #[prost(uint32, tag = "4")]
+    pub mask: u32,
+    #[prost(uint32, tag = "5")]
+    pub ignored_mask: u32,
 }
 
 /// A POSIX message queue: its name, limits, owner and messages.
@@ -345,6 +377,8 @@ pub struct Fd {
     pub io_uring: Option<IoUringState>,
     #[prost(message, optional, tag = "23")]
     pub mqueue: Option<MqueueState>,
+    #[prost(message, optional, tag = "24")]
+    pub fanotify: Option<FanotifyState>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
