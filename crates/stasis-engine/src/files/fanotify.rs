@@ -61,7 +61,7 @@ pub fn dump(pid: i32, fd: &mut Fd) -> Result<(), String> {
             let bytes = l
                 .split_whitespace()
                 .find_map(|w| w.strip_prefix("f_handle:"))
-                .and_then(|h| hex(h))
+                .and_then(hex)
                 .ok_or("a fanotify mark with a bad file handle")?;
             let path = path_of_handle(sdev, ty as i32, &bytes).map_err(|e| {
                 format!("a fanotify mark on an inode whose path stasis cannot find: {e}")
