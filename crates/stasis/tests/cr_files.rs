@@ -301,3 +301,37 @@ fn cr_fanotify() {
     }
     cr_all_modes("fanotify", Spawn::default());
 }
+
+/// A restore whose listening socket's directory is gone fails before
+/// anything runs, naming the path; no process is left.
+#[test]
+fn unix_path_dir_missing_is_refused() {
+    if !require_root() {
+        return;
+    }
+    let Some(py) = need("python3") else {
+        return;
+    };
+    let script = "import socket, os, time\nos.mkdir('sub')\ns = socket.socket(socket.AF_UNIX)\ns.bind('sub/l.sock')\ns.listen(1)\nopen('ready', 'w').close()\nwhile True: time.sleep(1)\n";
+    let w = Workload::spawn_cmd(
+        py.to_str().expect("utf-8"),
+        &["-c", script],
+        Spawn::default(),
+        |w| w.dir.join("ready").exists(),
+    );
+    let img = w.dir.join("img");
+    dump(&w, &img, &[]);
+    w.wait_gone();
+    std::fs::remove_dir_all(w.dir.join("sub")).expect("remove the socket's directory");
+    let out = stasis(&["restore", "-D", img.to_str().expect("utf-8"), "-d"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "restore should fail: {err}");
+    assert!(
+        err.contains("sub/l.sock") && err.contains("directory") && err.contains("missing"),
+        "unclear error: {err}"
+    );
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", w.pid)).exists(),
+        "a process was left after the refused restore"
+    );
+}
