@@ -11,11 +11,29 @@ use crate::restore::target::{words, Target};
 use crate::threads::siginfo;
 
 /// Every disposition that is not the default (SIG_DFL, no flags, no mask).
+///
+/// Only signals the process catches or ignores (SigCgt, SigIgn in
+/// /proc/PID/status, read while it is frozen) are asked for, plus SIGCHLD,
+/// whose SA_NOCLDWAIT/SA_NOCLDSTOP matter even with SIG_DFL: each ask is a
+/// remote syscall, and most signals of most processes are SIG_DFL. (The
+/// flags and mask of another SIG_DFL signal change nothing the process
+/// does; a program that reads them back with sigaction(2) would see them
+/// cleared.)
 pub fn dump_sigactions(frozen: &Frozen) -> Result<Vec<SigAction>, DumpError> {
+    let pid = frozen.pid;
+    let status = crate::procfs::parsed(
+        pid,
+        stasis_proc::parse_status(&crate::procfs::read_string(pid, "status")?),
+    )?;
+    let mut wanted = status.sig_cgt | status.sig_ign;
+    wanted |= 1 << (libc::SIGCHLD - 1);
     let scratch = frozen.scratch().0;
     let mut out = Vec::new();
     for sig in 1..=64u32 {
         if sig == libc::SIGKILL as u32 || sig == libc::SIGSTOP as u32 {
+            continue;
+        }
+        if wanted & (1 << (sig - 1)) == 0 {
             continue;
         }
         frozen.call(

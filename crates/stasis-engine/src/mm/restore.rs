@@ -153,14 +153,19 @@ pub fn switch_memory(
         })
         .map(|(&k, &r)| (k, r))
         .collect();
-    let keep: Vec<(u64, u64)> = kept.keys().copied().collect();
-    for m in maps {
-        if m.start == tramp.0 || m.path == "[vsyscall]" {
-            continue;
-        }
-        for (a, b) in super::cow::minus(m.start, m.end, &keep) {
-            t.lcall("munmap", libc::SYS_munmap, &[a, b - a])?;
-        }
+    // Everything else goes, holes and all, in as few munmap calls as there
+    // are gaps between what stays (each remote call costs ptrace stops).
+    let mut keep: Vec<(u64, u64)> = kept.keys().copied().collect();
+    keep.push(tramp);
+    keep.sort();
+    let top = maps
+        .iter()
+        .filter(|m| m.path != "[vsyscall]")
+        .map(|m| m.end)
+        .max()
+        .unwrap_or(0);
+    for (a, b) in super::cow::minus(0, top, &keep) {
+        t.lcall("munmap", libc::SYS_munmap, &[a, b - a])?;
     }
     // 2. Map every VMA.
     let mut fixups = Vec::new();
