@@ -122,6 +122,16 @@ pub enum InvalidImage {
         /// End of the VMA before it.
         prev_end: u64,
     },
+    /// An fd whose kind-specific state is out of range.
+    #[error("process {pid}: fd {fd}: {why}")]
+    BadFdState {
+        /// The process.
+        pid: u32,
+        /// The fd number.
+        fd: i32,
+        /// What is wrong.
+        why: &'static str,
+    },
     /// A negative or repeated fd number.
     #[error("process {pid}: fd {fd} is negative or appears twice")]
     BadFd {
@@ -582,8 +592,57 @@ fn check_fds(
                 id: fd.object_id,
             });
         }
+        if let Some(why) = bad_state(fd) {
+            return Err(InvalidImage::BadFdState {
+                pid: p.pid,
+                fd: fd.fd,
+                why,
+            });
+        }
     }
     Ok(())
+}
+
+/// What is wrong with the kind-specific state of `fd`, if anything that
+/// restore relies on is out of range.
+fn bad_state(fd: &crate::Fd) -> Option<&'static str> {
+    if fd.kind == FdKind::IoUring as i32 {
+        let Some(u) = &fd.io_uring else {
+            return Some("an io_uring without its state");
+        };
+        let pow2 = |n: u32, max: u32| n.is_power_of_two() && n <= max;
+        if !pow2(u.sq_entries, 1 << 15)
+            || !pow2(u.cq_entries, 1 << 16)
+            || u.cq_entries < u.sq_entries
+        {
+            return Some("io_uring ring sizes out of range");
+        }
+        if u.files.len() % 2 != 0 || u.bufs.len() % 2 != 0 || u.files_nr > 1 << 20 {
+            return Some("io_uring registered files or buffers malformed");
+        }
+        if u.maps
+            .iter()
+            .any(|m| m.data.is_empty() || m.data.len() > 64 << 20 || m.start % PAGE_SIZE != 0)
+        {
+            return Some("io_uring mapping malformed");
+        }
+    }
+    if fd.kind == FdKind::PtyMaster as i32 {
+        if let Some(s) = &fd.pty {
+            if !(s.winsize.is_empty() || s.winsize.len() == 4) {
+                return Some("pty window size malformed");
+            }
+        }
+    }
+    if fd.kind == FdKind::Mqueue as i32 {
+        let Some(q) = &fd.mqueue else {
+            return Some("a message queue without its state");
+        };
+        if q.maxmsg <= 0 || q.msgsize <= 0 || !q.name.starts_with('/') {
+            return Some("message queue limits or name out of range");
+        }
+    }
+    None
 }
 
 /// The byte length of a run, if it is non-empty and does not overflow.

@@ -173,6 +173,36 @@ fn fds_and_pipes() {
 }
 
 #[test]
+fn fd_state() {
+    use stasis_image::{FdKind, IoUringState, MqueueState};
+    let mut image = sample_image();
+    let fd = &mut image.processes[0].fds[0];
+    fd.kind = FdKind::IoUring as i32;
+    fd.io_uring = Some(IoUringState {
+        sq_entries: 0,
+        cq_entries: 8,
+        ..Default::default()
+    });
+    assert!(matches!(invalid(&image), InvalidImage::BadFdState { .. }));
+    image.processes[0].fds[0].io_uring = Some(IoUringState {
+        sq_entries: 4,
+        cq_entries: 8,
+        files: vec![1],
+        ..Default::default()
+    });
+    assert!(matches!(invalid(&image), InvalidImage::BadFdState { .. }));
+    let fd = &mut image.processes[0].fds[0];
+    fd.kind = FdKind::Mqueue as i32;
+    fd.mqueue = Some(MqueueState {
+        name: "/q".into(),
+        maxmsg: 0,
+        msgsize: 8,
+        ..Default::default()
+    });
+    assert!(matches!(invalid(&image), InvalidImage::BadFdState { .. }));
+}
+
+#[test]
 fn tree_links() {
     // A process whose parent is not in the image.
     let mut image = sample_image();
