@@ -2,14 +2,20 @@
 //! clear_child_tid, alternate signal stack, name and pending signals.
 //!
 //! Interrupted syscalls: a thread frozen inside a syscall shows `orig_rax`
-//! = the syscall and `rax` = -ERESTART*. At restore the kernel's own rule
-//! for "no handler ran" is applied: ERESTARTSYS, ERESTARTNOINTR and
-//! ERESTARTNOHAND restart the syscall with the same arguments;
-//! ERESTART_RESTARTBLOCK (relative nanosleep, poll with a timeout) depends
-//! on kernel state that does not survive, so the call returns EINTR, as it
-//! would after a signal handler ran. nanosleep has already written the
-//! remaining time to its `rem` argument at that point, so a caller that
-//! loops on EINTR sleeps exactly the rest.
+//! = the syscall and `rax` = -ERESTART*. At restore each thread is resumed
+//! through the kernel's signal path (it is parked in a ptrace event stop
+//! inside get_signal, and its registers are set there), so the kernel
+//! itself decides: with no signal to handle, ERESTARTSYS, ERESTARTNOINTR
+//! and ERESTARTNOHAND restart the syscall with the same arguments; if a
+//! signal with a handler arrived meanwhile (a SIGTERM sent right after the
+//! restore), the handler runs and the call returns EINTR (or restarts after
+//! it, with SA_RESTART), exactly as for the original. (Restarting by hand
+//! instead would go back into e.g. pause() after such a handler, and sleep
+//! on.) ERESTART_RESTARTBLOCK (relative nanosleep, poll with a timeout)
+//! depends on kernel state that does not survive, so the call returns
+//! EINTR, as it would after a signal handler ran. nanosleep has already
+//! written the remaining time to its `rem` argument at that point, so a
+//! caller that loops on EINTR sleeps exactly the rest.
 
 use stasis_image::{SigInfo, Thread, X86Regs};
 use stasis_sys::ptrace::{self, Regs};
@@ -239,7 +245,8 @@ pub fn finish_thread(t: &Target, th: &Thread) -> Result<(), RestoreError> {
         what: format!("thread {tid} has no registers in the image"),
     })?;
     let mut r = from_image(regs);
-    fix_interrupted_syscall(&mut r);
+    fix_restart_block(&mut r);
+    park_in_signal_path(tid).rst_ctx(pid, format!("park thread {tid}"))?;
     ptrace::set_xstate(tid, &th.xstate).rst_ctx(pid, format!("set FPU state of thread {tid}"))?;
     ptrace::set_regs(tid, &r).rst_ctx(pid, format!("set registers of thread {tid}"))?;
     ptrace::set_sigmask(tid, th.sigmask)
@@ -247,19 +254,48 @@ pub fn finish_thread(t: &Target, th: &Thread) -> Result<(), RestoreError> {
     Ok(())
 }
 
-/// Applies the syscall-restart rule described in the module doc.
-pub fn fix_interrupted_syscall(r: &mut Regs) {
-    if (r.orig_rax as i64) >= 0 {
-        match r.rax as i64 {
-            ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND => {
-                r.rax = r.orig_rax;
-                r.rip -= 2;
+/// ERESTART_RESTARTBLOCK becomes EINTR (see the module doc); the other
+/// restart codes are left for the kernel.
+pub fn fix_restart_block(r: &mut Regs) {
+    if (r.orig_rax as i64) >= 0 && r.rax as i64 == ERESTART_RESTARTBLOCK {
+        r.rax = (-libc::EINTR) as i64 as u64;
+        r.orig_rax = u64::MAX;
+    }
+    if !(r.orig_rax as i64 >= 0
+        && matches!(r.rax as i64, ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND))
+    {
+        // Not inside a syscall the kernel should look at.
+        r.orig_rax = u64::MAX;
+    }
+}
+
+/// Moves a thread from wherever it stopped (the exit of a remote syscall)
+/// into a ptrace event stop inside get_signal, where resuming it goes
+/// through the kernel's signal delivery and syscall-restart code.
+fn park_in_signal_path(tid: i32) -> stasis_sys::error::Result<()> {
+    ptrace::interrupt(tid)?;
+    ptrace::cont(tid, 0)?;
+    loop {
+        match ptrace::wait(tid)? {
+            ptrace::Stop::Stopped { event, .. } if event == libc::PTRACE_EVENT_STOP => {
+                return Ok(())
             }
-            ERESTART_RESTARTBLOCK => r.rax = (-libc::EINTR) as i64 as u64,
-            _ => {}
+            // Every signal is blocked until the mask is set after this:
+            // a signal stop here means something went wrong.
+            ptrace::Stop::Stopped { sig, .. } => {
+                return Err(stasis_sys::SysError::Tracee {
+                    tid,
+                    what: format!("got signal {sig} while being parked"),
+                })
+            }
+            other => {
+                return Err(stasis_sys::SysError::Tracee {
+                    tid,
+                    what: format!("ended while being parked: {other:?}"),
+                })
+            }
         }
     }
-    r.orig_rax = u64::MAX;
 }
 
 pub fn to_image(r: &Regs) -> X86Regs {
