@@ -275,26 +275,18 @@ pub fn fix_restart_block(r: &mut Regs) {
 fn park_in_signal_path(tid: i32) -> stasis_sys::error::Result<()> {
     ptrace::interrupt(tid)?;
     ptrace::cont(tid, 0)?;
-    loop {
-        match ptrace::wait(tid)? {
-            ptrace::Stop::Stopped { event, .. } if event == libc::PTRACE_EVENT_STOP => {
-                return Ok(())
-            }
-            // Every signal is blocked until the mask is set after this:
-            // a signal stop here means something went wrong.
-            ptrace::Stop::Stopped { sig, .. } => {
-                return Err(stasis_sys::SysError::Tracee {
-                    tid,
-                    what: format!("got signal {sig} while being parked"),
-                })
-            }
-            other => {
-                return Err(stasis_sys::SysError::Tracee {
-                    tid,
-                    what: format!("ended while being parked: {other:?}"),
-                })
-            }
-        }
+    match ptrace::wait(tid)? {
+        ptrace::Stop::Stopped { event, .. } if event == libc::PTRACE_EVENT_STOP => Ok(()),
+        // Every signal is blocked until the mask is set after this: a
+        // signal stop here means something went wrong.
+        ptrace::Stop::Stopped { sig, .. } => Err(stasis_sys::SysError::Tracee {
+            tid,
+            what: format!("got signal {sig} while being parked"),
+        }),
+        other => Err(stasis_sys::SysError::Tracee {
+            tid,
+            what: format!("ended while being parked: {other:?}"),
+        }),
     }
 }
 
