@@ -47,3 +47,39 @@ pub fn defer_taskrun(fd: RawFd) -> bool {
     };
     r < 0 && crate::errno() == libc::EEXIST
 }
+
+/// Whether io_uring_setup(2) accepts IORING_SETUP_NO_MMAP (rings in memory
+/// the caller provides), which restore uses to put a ring's memory at its
+/// old address. Sets up one small ring on our own memory and closes it.
+pub fn no_mmap_supported() -> crate::error::Result<bool> {
+    const NO_MMAP: u32 = 1 << 14;
+    // SAFETY: a fresh private anonymous mapping of two pages, only used by
+    // the kernel for the probe ring and unmapped below.
+    let mem = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            8192,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if mem == libc::MAP_FAILED {
+        return Err(crate::error::SysError::last("mmap", "probe ring memory"));
+    }
+    let mut params = [0u8; 120];
+    params[8..12].copy_from_slice(&NO_MMAP.to_ne_bytes());
+    params[72..80].copy_from_slice(&(mem as u64 + 4096).to_ne_bytes());
+    params[112..120].copy_from_slice(&(mem as u64).to_ne_bytes());
+    // SAFETY: `params` is a struct io_uring_params the kernel reads and
+    // writes; the ring memory it names stays mapped until after close.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4, params.as_mut_ptr()) };
+    let ok = fd >= 0;
+    if ok {
+        crate::util::close_raw(fd as RawFd);
+    }
+    // SAFETY: unmapping the pages mapped above, no longer used.
+    unsafe { libc::munmap(mem, 8192) };
+    Ok(ok)
+}

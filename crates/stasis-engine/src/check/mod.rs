@@ -23,6 +23,7 @@ use std::fs;
 use stasis_sys::probe::ProbeError;
 
 mod cgroup;
+mod files;
 mod identity;
 mod ipc;
 mod limits;
@@ -89,6 +90,10 @@ pub fn run() -> Vec<Feature> {
         ("soft-dirty", false, soft_dirty),
         ("time namespace", false, time_namespace),
         ("SysV IPC ids", false, ipc::sysv_ipc_ids),
+        ("kcmp epoll target", false, files::kcmp_epoll),
+        ("file handles", false, files::file_handles),
+        ("pty peer open", false, files::pty_peer),
+        ("io_uring NO_MMAP", false, files::uring_no_mmap),
         ("cgroup v2 freezer", false, cgroup_freezer),
         ("fs.pipe-max-size", false, pipe_max_size),
         ("pid_max", false, pid_max),
