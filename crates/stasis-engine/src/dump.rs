@@ -16,6 +16,13 @@ use crate::{
     fault_point, files, identity, mm, procfs, signals, threads, timers, Progress, Resource,
 };
 
+/// The namespaces a tree has of its own (see [`precheck`]).
+#[derive(Default)]
+struct OwnNs {
+    pid: Option<String>,
+    mnt: Option<String>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct DumpOptions {
     /// Let the target run on after the dump (default: kill it).
@@ -44,16 +51,19 @@ pub struct DumpReport {
     pub total_ms: f64,
 }
 
-/// Checks made on each process before it is touched at all. `own_pidns`
-/// is the PID namespace of a tree whose root is its init (else None);
-/// `ipc` the tree's IPC namespace (its root's).
+/// Checks made on each process before it is touched at all. `own` holds
+/// the PID namespace of a tree that has one (its root is its init, or the
+/// child of a `restore --pidns` init) and, in the second case, the mount
+/// namespace that init made; `ipc` is the tree's IPC namespace (its
+/// root's).
 fn precheck(
     pid: i32,
     root: bool,
     opts: &DumpOptions,
-    own_pidns: Option<&str>,
+    own: &OwnNs,
     ipc: &crate::ipc::TreeIpc,
 ) -> Result<(), DumpError> {
+    let own_pidns = own.pid.as_deref();
     let status = procfs::parsed(
         pid,
         stasis_proc::parse_status(&procfs::read_string(pid, "status")?),
@@ -94,6 +104,7 @@ fn precheck(
             // A tree may have an IPC namespace of its own (see crate::ipc),
             // shared by all its processes.
             ("ipc", _) => ipc.ns.clone(),
+            ("mnt", _) if own.mnt.is_some() => own.mnt.clone().unwrap_or_default(),
             _ => std::fs::read_link(format!("/proc/self/ns/{ns}"))
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_default(),
@@ -192,20 +203,31 @@ pub fn dump(
         path: dir.display().to_string(),
         source,
     })?;
-    // A root that is PID 1 of its own namespace takes the namespace along.
-    let own_pidns = if crate::pidns::is_ns_init(pid)? {
-        Some(procfs::read_link(pid, "ns/pid")?)
+    // A root that is PID 1 of its own namespace takes the namespace along;
+    // so does the root of a tree an earlier `restore --pidns` made (its
+    // parent is that restore's init, which is not dumped).
+    let own = if crate::pidns::is_ns_init(pid)? {
+        OwnNs {
+            pid: Some(procfs::read_link(pid, "ns/pid")?),
+            mnt: None,
+        }
+    } else if let Some(init) = crate::pidns::stasis_init_of(pid)? {
+        OwnNs {
+            pid: Some(procfs::read_link(pid, "ns/pid")?),
+            mnt: Some(procfs::read_link(init, "ns/mnt")?),
+        }
     } else {
-        None
+        OwnNs::default()
     };
+    let own_pidns = own.pid.clone();
     let ipc = crate::ipc::TreeIpc::of(pid)?;
-    precheck(pid, true, opts, own_pidns.as_deref(), &ipc)?;
+    precheck(pid, true, opts, &own, &ipc)?;
     progress.phase("freezing", 0);
     let tree = FrozenTree::seize(pid, &mut |p| {
         if p == pid {
             Ok(())
         } else {
-            precheck(p, false, opts, own_pidns.as_deref(), &ipc)
+            precheck(p, false, opts, &own, &ipc)
         }
     })?;
     let t_frozen = Instant::now();
@@ -290,8 +312,9 @@ pub fn dump(
     }
     let mut root_pid = pid as u32;
     if own_pidns.is_some() {
-        crate::pidns::NsMap::read(&tree.pids())?.apply(&mut processes, &mut pagemaps, root_pid);
-        root_pid = 1;
+        let map = crate::pidns::NsMap::read(&tree.pids())?;
+        map.apply(&mut processes, &mut pagemaps, root_pid);
+        root_pid = map.inner_of(root_pid);
     }
     // Would restore be able to rebuild this tree's sessions and groups?
     // (Inside its own namespace, a group without a live leader in the

@@ -35,6 +35,32 @@ pub fn is_ns_init(pid: i32) -> Result<bool, DumpError> {
     Ok(st.ns_pid.len() == ours + 1 && st.ns_pid.last() == Some(&1))
 }
 
+/// What `restore --pidns` names its init (PID 1 of the new namespace,
+/// when the tree's root was not PID 1 itself).
+pub const INIT_NAME: &str = "stasis-init";
+
+/// If `pid` is the child of such an init, one PID namespace below ours:
+/// the init's pid. Its tree is dumped as a tree in a namespace of its own,
+/// without the init (the next `restore --pidns` makes a new one).
+pub fn stasis_init_of(pid: i32) -> Result<Option<i32>, DumpError> {
+    let ours = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| stasis_proc::parse_status(&s).ok())
+        .map(|s| s.ns_pid.len())
+        .unwrap_or(1);
+    let st = status(pid)?;
+    if st.ns_pid.len() != ours + 1 {
+        return Ok(None);
+    }
+    let parent = st.ppid as i32;
+    let Ok(ps) = status(parent) else {
+        return Ok(None);
+    };
+    let comm = std::fs::read_to_string(format!("/proc/{parent}/comm")).unwrap_or_default();
+    let is_init = ps.ns_pid.len() == ours + 1 && ps.ns_pid.last() == Some(&1);
+    Ok((is_init && comm.trim() == INIT_NAME).then_some(parent))
+}
+
 fn status(pid: i32) -> Result<stasis_proc::Status, DumpError> {
     procfs::parsed(
         pid,
@@ -72,6 +98,11 @@ impl NsMap {
 
     fn inner(&self, host: u32) -> u32 {
         self.tid.get(&host).copied().unwrap_or(0)
+    }
+
+    /// The inner id of host id `host`.
+    pub fn inner_of(&self, host: u32) -> u32 {
+        self.inner(host)
     }
 
     /// Rewrites every pid field of the collected records to inner ids.

@@ -630,3 +630,16 @@ pub fn memfd_create(name: &str) -> Result<OwnedFd> {
     // SAFETY: the descriptor was just created and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// prctl(PR_SET_NAME): the calling thread's name (comm), at most 15 bytes.
+pub fn set_comm(name: &str) -> Result<()> {
+    let c = std::ffi::CString::new(name).map_err(|_| SysError::Call {
+        call: "prctl(PR_SET_NAME)",
+        what: format!("name {name:?}"),
+        errno: libc::EINVAL,
+    })?;
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string that outlives the
+    // call.
+    let r = unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr()) };
+    check(r as _, "prctl(PR_SET_NAME)", name.to_string()).map(drop)
+}

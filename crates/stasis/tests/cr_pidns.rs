@@ -104,3 +104,54 @@ fn container_single_process() {
 fn container_tree() {
     container_cycle("tree_pgroups");
 }
+
+/// A tree restored with `--pidns` (under the restore's init) is dumped
+/// again and restored again, as a migration twice would: the second dump
+/// takes the tree's namespace along without the init, and the workload
+/// passes after the second restore. Both a single process and a tree.
+#[test]
+fn pidns_restored_tree_dumps_again() {
+    if !require_root() {
+        return;
+    }
+    for workload in ["mem", "tree_pgroups"] {
+        let w = Workload::spawn_c(workload, Spawn::default());
+        let img = w.dir.join("img1");
+        common::dump(&w, &img, &[]);
+        w.wait_gone();
+        let pidfile = w.dir.join("first.pid");
+        common::restore(&img, &["--pidns", "--pidfile", pidfile.to_str().unwrap()]);
+        let host: i32 = fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let img2 = w.dir.join("img2");
+        w.mark("dump the restored tree again");
+        let out = stasis(&[
+            "dump",
+            "-t",
+            &host.to_string(),
+            "-D",
+            img2.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{workload}: second dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = wait_exit(host, Duration::from_secs(10), false);
+        let pidfile2 = w.dir.join("second.pid");
+        common::restore(&img2, &["--pidns", "--pidfile", pidfile2.to_str().unwrap()]);
+        let host2: i32 = fs::read_to_string(&pidfile2)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let r = w.terminate_and_verdict_of(host2);
+        let _ = wait_exit(host2, Duration::from_secs(10), true);
+        if let Err(e) = r {
+            panic!("{workload} after the second restore: {e}");
+        }
+    }
+}

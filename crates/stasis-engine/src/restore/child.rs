@@ -132,6 +132,8 @@ pub fn run(c: &Common<'_>, idx: usize) -> ! {
 /// returns.
 pub fn run_init(c: &Common<'_>, idx: usize) -> ! {
     util::block_all_signals();
+    // Named so that a later dump of the tree knows it for ours.
+    let _ = util::set_comm(crate::pidns::INIT_NAME);
     let root = c.plans[idx].process.pid;
     // The tree saw its pids in /proc before; it must see them there now.
     if let Err(e) = util::mount_own_proc() {
