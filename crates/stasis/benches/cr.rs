@@ -105,13 +105,13 @@ fn main() {
         .map(|a| a.to_lowercase())
         .collect();
     let known = [
-        "1g", "4g", "sleep", "memcpy", "tree100", "cow8", "tmpfs", "ext4",
+        "1g", "4g", "memfd", "sleep", "memcpy", "tree100", "cow8", "tmpfs", "ext4",
     ];
     if let Some(bad) = sel.iter().find(|a| !known.contains(&a.as_str())) {
         eprintln!("unknown case {bad:?}; known: {}", known.join(" "));
         std::process::exit(2);
     }
-    let kinds = ["1g", "4g", "sleep", "memcpy", "tree100", "cow8"];
+    let kinds = ["1g", "4g", "memfd", "sleep", "memcpy", "tree100", "cow8"];
     let fss = ["tmpfs", "ext4"];
     let want = |k: &str| {
         let group = if kinds.contains(&k) {
@@ -288,7 +288,12 @@ fn main() {
     let mut memcpy_rows = Vec::new();
     let mut skips = Vec::new();
 
-    for (key, bytes, runs) in [("1g", GIB, RUNS_1G), ("4g", 4 * GIB, RUNS_4G)] {
+    for (key, bytes, runs) in [
+        ("1g", GIB, RUNS_1G),
+        ("memfd", GIB, RUNS_1G),
+        ("4g", 4 * GIB, RUNS_4G),
+    ] {
+        let memfd = key == "memfd";
         let label = size_label(bytes);
         // Peak use: the workload, the cp source on /dev/shm, and either
         // the image or the cp destination (page cache or tmpfs).
@@ -304,7 +309,7 @@ fn main() {
             skips.push(why);
             continue;
         }
-        if want("memcpy") {
+        if want("memcpy") && !memfd {
             let v = memcpy_case(bytes, bench.runs(RUNS_MEMCPY));
             eprintln!("memcpy {label}: median {:.3} s", median(&v));
             memcpy_rows.push((bytes, v));
@@ -326,9 +331,10 @@ fn main() {
             }
         }
         for t in &targets {
-            let mut row = Row::new(format!("{label} anon"), t.name, bytes);
+            let what = if memfd { "memfd" } else { "anon" };
+            let mut row = Row::new(format!("{label} {what}"), t.name, bytes);
             if let Some(why) =
-                catch(|| bench.mem_case(bin, bytes, &src, t, bench.runs(runs), &mut row))
+                catch(|| bench.mem_case(bin, bytes, memfd, &src, t, bench.runs(runs), &mut row))
             {
                 row.failed = Some(why);
             }

@@ -195,21 +195,15 @@ fn create_rw(m: &PageMap, pages: &File) -> Result<OwnedFd, RestoreError> {
     if named {
         let _ = std::fs::remove_file(path);
     }
-    let mut buf = Vec::new();
     for r in &m.runs {
-        buf.resize((r.nr_pages * crate::mm::PAGE) as usize, 0);
-        pages
-            .read_exact_at(&mut buf, r.offset)
-            .and_then(|()| {
-                let len = buf.len().min(m.shmem_size.saturating_sub(r.vaddr) as usize);
-                f.write_all_at(&buf[..len], r.vaddr)
-            })
-            .map_err(|e| {
-                fail(format!(
-                    "cannot fill the deleted file {}: {e}",
-                    m.deleted_path
-                ))
-            })?;
+        let len = ((r.nr_pages * crate::mm::PAGE) as usize)
+            .min(m.shmem_size.saturating_sub(r.vaddr) as usize);
+        copy_range(pages, r.offset, &f, r.vaddr, len).map_err(|e| {
+            fail(format!(
+                "cannot fill the deleted file {}: {e}",
+                m.deleted_path
+            ))
+        })?;
     }
     f.set_len(m.shmem_size)
         .and_then(|()| {
@@ -227,6 +221,34 @@ fn create_rw(m: &PageMap, pages: &File) -> Result<OwnedFd, RestoreError> {
             .map_err(|e| fail(format!("cannot seal the memfd {}: {e}", m.deleted_path)))?;
     }
     Ok(f.into())
+}
+
+/// Copies `len` bytes at `from_off` of `from` to `to_off` of `to`: in the
+/// kernel (copy_file_range(2)) where the filesystems allow it, else through
+/// a buffer.
+fn copy_range(
+    from: &File,
+    from_off: u64,
+    to: &File,
+    to_off: u64,
+    len: usize,
+) -> std::io::Result<()> {
+    let (mut a, mut b) = (from_off as i64, to_off as i64);
+    let mut left = len;
+    while left > 0 {
+        match nix::fcntl::copy_file_range(from, Some(&mut a), to, Some(&mut b), left) {
+            Ok(0) => break,
+            Ok(n) => left -= n,
+            Err(_) => break,
+        }
+    }
+    if left == 0 {
+        return Ok(());
+    }
+    let done = len - left;
+    let mut buf = vec![0u8; left];
+    from.read_exact_at(&mut buf, from_off + done as u64)?;
+    to.write_all_at(&buf, to_off + done as u64)
 }
 
 /// Opens an unlinked file that kept another name, by its handle, on the

@@ -62,15 +62,27 @@ int main(int argc, char **argv)
 	size_t bytes, first, bad;
 	double t0, t1;
 
-	if (argc != 2) {
-		printf("FAIL: usage: %s BYTES\n", argv[0]);
+	if (argc != 2 && !(argc == 3 && !strcmp(argv[2], "memfd"))) {
+		printf("FAIL: usage: %s BYTES [memfd]\n", argv[0]);
 		return 2;
 	}
 	bytes = strtoull(argv[1], NULL, 0);
 	nwords = bytes / 8;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	seed = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 44);
-	mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (argc == 3) {
+		/* A memfd mapped shared, its fd closed: a file with no name. */
+		int fd = memfd_create("memwl", 0);
+
+		if (fd < 0 || ftruncate(fd, bytes)) {
+			printf("FAIL: memfd of %zu bytes: %m\n", bytes);
+			return 1;
+		}
+		mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		close(fd);
+	} else {
+		mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	}
 	if (mem == MAP_FAILED) {
 		printf("FAIL: mmap %zu bytes: %m\n", bytes);
 		return 1;

@@ -153,23 +153,33 @@ impl Bench {
     /// one untimed warm-up cycle, then `runs` timed ones, each followed by a
     /// full memory check. Results go into `row` as they come, so that a
     /// failure (a panic) keeps what was measured before it.
+    #[allow(clippy::too_many_arguments)]
     pub fn mem_case(
         &self,
         bin: &Path,
         bytes: u64,
+        memfd: bool,
         src: &Path,
         t: &Target,
         runs: usize,
         row: &mut Row,
     ) {
         eprintln!(
-            "{} anonymous memory, images on {} ({}):",
+            "{} {}, images on {} ({}):",
             size_label(bytes),
+            if memfd {
+                "memfd (shared, unnamed)"
+            } else {
+                "anonymous memory"
+            },
             t.name,
             t.root.display()
         );
-        let wl_dir = self.work.join(format!("wl-{}g-{}", bytes / GIB, t.name));
-        let mut wl = MemWorkload::start(bin, bytes, wl_dir.clone());
+        let kind = if memfd { "memfd" } else { "anon" };
+        let wl_dir = self
+            .work
+            .join(format!("wl-{}g-{kind}-{}", bytes / GIB, t.name));
+        let mut wl = MemWorkload::start(bin, bytes, memfd, wl_dir.clone());
         let ms = wl.verify();
         eprintln!("  initial check: {ms:.0} ms");
         let images = t.root.join("images");
@@ -217,7 +227,7 @@ impl Bench {
             }
             let _ = fs::remove_dir_all(&images);
             if row.failed.is_some() && i < runs {
-                wl = MemWorkload::start(bin, bytes, wl_dir.clone());
+                wl = MemWorkload::start(bin, bytes, memfd, wl_dir.clone());
             }
         }
         if row.failed.is_none() {

@@ -228,8 +228,12 @@ pub struct MemWorkload {
 }
 
 impl MemWorkload {
-    pub fn start(bin: &Path, bytes: u64, dir: PathBuf) -> MemWorkload {
-        let w = Workload::start(bin, &[&bytes.to_string()], dir);
+    /// `memfd`: the memory is a memfd mapped shared (an unlinked file's
+    /// contents in the image) instead of private anonymous memory.
+    pub fn start(bin: &Path, bytes: u64, memfd: bool, dir: PathBuf) -> MemWorkload {
+        let size = bytes.to_string();
+        let args: &[&str] = if memfd { &[&size, "memfd"] } else { &[&size] };
+        let w = Workload::start(bin, args, dir);
         let fill_ms: f64 = w
             .wait_log(WORKLOAD_TIMEOUT, "READY", |log| {
                 if let Some(l) = log.lines().find(|l| l.starts_with("FAIL")) {
