@@ -30,3 +30,9 @@ pub fn pidfd_getfd(pidfd: &OwnedFd, pid: i32, fd: RemoteFd) -> Result<OwnedFd> {
     // SAFETY: the kernel returned a new descriptor that nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
 }
+
+/// A copy of fd `fd` of process `pid` in our table (pidfd_open(2), then
+/// pidfd_getfd(2)): the same open file description, to read state through.
+pub fn copy_of(pid: i32, fd: RemoteFd) -> Result<OwnedFd> {
+    pidfd_getfd(&pidfd_open(pid)?, pid, fd)
+}

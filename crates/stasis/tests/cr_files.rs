@@ -34,28 +34,7 @@ fn fifo_in_use_is_refused() {
     if !require_root() {
         return;
     }
-    let w = Workload::spawn_c("tree_fifo", Spawn::default());
-    let img = w.dir.join("img");
-    let img = img.to_str().expect("utf-8");
-    let out = stasis(&[
-        "dump",
-        "-t",
-        &w.pid.to_string(),
-        "-D",
-        img,
-        "--leave-running",
-    ]);
-    assert!(out.status.success(), "dump: {out:?}");
-    let out = stasis(&["restore", "-D", img, "-d", "--pidns"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "restore should fail: {err}");
-    assert!(
-        err.contains(".fifo") && err.contains("is open in pid"),
-        "unclear error: {err}"
-    );
-    if let Err(e) = w.terminate_and_verdict() {
-        panic!("original after the refused restore: {e}");
-    }
+    copy_beside_original_is_refused("tree_fifo", &[".fifo", "is open in pid"]);
 }
 
 #[test]
@@ -100,28 +79,7 @@ fn locks_held_elsewhere_are_refused() {
     if !require_root() {
         return;
     }
-    let w = Workload::spawn_c("tree_locks", Spawn::default());
-    let img = w.dir.join("img");
-    let img = img.to_str().expect("utf-8");
-    let out = stasis(&[
-        "dump",
-        "-t",
-        &w.pid.to_string(),
-        "-D",
-        img,
-        "--leave-running",
-    ]);
-    assert!(out.status.success(), "dump: {out:?}");
-    let out = stasis(&["restore", "-D", img, "-d", "--pidns"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "restore should fail: {err}");
-    assert!(
-        err.contains(".lk") && err.contains("locked"),
-        "unclear error: {err}"
-    );
-    if let Err(e) = w.terminate_and_verdict() {
-        panic!("original after the refused restore: {e}");
-    }
+    copy_beside_original_is_refused("tree_locks", &[".lk", "locked"]);
 }
 
 #[test]

@@ -171,33 +171,7 @@ fn unix_path_in_use_is_refused() {
     if !require_root() {
         return;
     }
-    let w = Workload::spawn_c("unix", Spawn::default());
-    let img = w.dir.join("img");
-    let out = stasis(&[
-        "dump",
-        "-t",
-        &w.pid.to_string(),
-        "-D",
-        img.to_str().expect("utf-8"),
-        "--leave-running",
-    ]);
-    assert!(out.status.success(), "dump: {out:?}");
-    let out = stasis(&[
-        "restore",
-        "-D",
-        img.to_str().expect("utf-8"),
-        "-d",
-        "--pidns",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "restore should fail: {err}");
-    assert!(
-        err.contains("l.sock") && err.contains("in use"),
-        "unclear error: {err}"
-    );
-    if let Err(e) = w.terminate_and_verdict() {
-        panic!("original after the refused restore: {e}");
-    }
+    copy_beside_original_is_refused("unix", &["l.sock", "in use"]);
 }
 
 #[test]

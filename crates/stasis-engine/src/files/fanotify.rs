@@ -12,11 +12,11 @@
 //! consuming them; the dump warns), and permission events read but not yet
 //! answered (the kernel allows them once the original group is gone).
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 
 use stasis_image::{FanotifyMark, FanotifyState, Fd, FdKind};
 
-use super::inotify::{mount_point, mounts_of, path_of_handle};
+use super::watch::{mount_point, mounts_of, path_of_handle};
 
 const FAN_MARK_ADD: u32 = 0x1;
 const FAN_MARK_MOUNT: u32 = 0x10;
@@ -78,14 +78,7 @@ pub fn dump(pid: i32, fd: &mut Fd) -> Result<(), String> {
         };
         state.marks.push(m);
     }
-    if let Ok(n) = queued(pid, fd.fd) {
-        if n > 0 {
-            tracing::warn!(
-                "pid {pid} fd {}: {n} bytes of unread fanotify events are not kept",
-                fd.fd
-            );
-        }
-    }
+    super::watch::warn_unread(pid, fd.fd, "fanotify");
     fd.kind = FdKind::Fanotify as i32;
     fd.path = String::new();
     fd.fanotify = Some(state);
@@ -97,12 +90,6 @@ fn hex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
-}
-
-fn queued(pid: i32, fd: i32) -> Result<i32, stasis_sys::SysError> {
-    let pfd = stasis_sys::pidfd::pidfd_open(pid)?;
-    let ours = stasis_sys::pidfd::pidfd_getfd(&pfd, pid, stasis_sys::RemoteFd(fd))?;
-    stasis_sys::util::fionread(ours.as_raw_fd())
 }
 
 /// Makes the group with its marks.

@@ -18,12 +18,11 @@
 //! the kernel has no call to queue an event), so they are lost, as in
 //! CRIU; a program that dumps with a non-empty queue gets a warning.
 
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::RawFd;
 
 use stasis_image::{Fd, FdKind, InotifyWatchRec};
 use stasis_proc::FdInfo;
 use stasis_sys::evfd;
-use stasis_sys::file::{self as sysfile, FileHandle};
 
 /// Highest watch descriptor restore will count up to.
 const MAX_WD: i32 = 1 << 20;
@@ -44,100 +43,14 @@ pub fn dump(pid: i32, fd: &mut Fd, info: &FdInfo) -> Result<(), String> {
             path,
         });
     }
-    if let Ok(n) = queued(pid, fd.fd) {
-        if n > 0 {
-            tracing::warn!(
-                "pid {pid} fd {}: {n} bytes of unread inotify events are not kept",
-                fd.fd
-            );
-        }
-    }
+    super::watch::warn_unread(pid, fd.fd, "inotify");
     Ok(())
-}
-
-/// Bytes of events waiting in the target's inotify fd (FIONREAD on a copy,
-/// which reads nothing).
-fn queued(pid: i32, fd: i32) -> Result<i32, stasis_sys::SysError> {
-    let pfd = stasis_sys::pidfd::pidfd_open(pid)?;
-    let ours = stasis_sys::pidfd::pidfd_getfd(&pfd, pid, stasis_sys::RemoteFd(fd))?;
-    stasis_sys::util::fionread(ours.as_raw_fd())
 }
 
 /// The path of a watched inode, from its handle and device.
 fn resolve(w: &stasis_proc::InotifyWatch) -> Result<String, String> {
     let handle_type = w.fhandle_type.ok_or("no file handle in fdinfo")?;
-    path_of_handle(w.sdev, handle_type, &w.fhandle)
-}
-
-/// The mount points of the device `sdev` (kernel encoding, as fdinfo
-/// prints it), those showing the filesystem's root first.
-pub(crate) fn mounts_of(sdev: u32) -> Result<Vec<String>, String> {
-    let dev = format!("{}:{}", sdev >> 20, sdev & 0xfffff);
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
-    let mut points: Vec<(bool, String)> = mounts
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            (f.get(2) == Some(&dev.as_str())).then(|| (f[3] != "/", unescape(f[4])))
-        })
-        .collect();
-    points.sort();
-    Ok(points.into_iter().map(|(_, p)| p).collect())
-}
-
-/// The mount point of mount `id` (as in /proc/self/mountinfo).
-pub(crate) fn mount_point(id: u32) -> Option<String> {
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    mounts.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        (f.first()?.parse::<u32>().ok()? == id).then(|| unescape(f[4]))
-    })
-}
-
-/// The path of the inode a file handle names on device `sdev`.
-pub(crate) fn path_of_handle(sdev: u32, handle_type: i32, bytes: &[u8]) -> Result<String, String> {
-    let h = FileHandle {
-        handle_type,
-        bytes: bytes.to_vec(),
-    };
-    let dev = format!("{}:{}", sdev >> 20, sdev & 0xfffff);
-    let mut last = format!("no mount of device {dev}");
-    for point in mounts_of(sdev)? {
-        let Ok(mount) = std::fs::File::open(&point) else {
-            continue;
-        };
-        match sysfile::open_by_handle(mount.as_fd(), &h, libc::O_PATH) {
-            Ok(f) => {
-                let link = std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd()))
-                    .map_err(|e| e.to_string())?;
-                let path = link.to_string_lossy().into_owned();
-                if path.ends_with(" (deleted)") || !path.starts_with('/') {
-                    return Err(format!("it is {path}"));
-                }
-                return Ok(path);
-            }
-            Err(e) => last = e.to_string(),
-        }
-    }
-    Err(last)
-}
-
-/// Undoes mountinfo's octal escapes (`\040` for a space).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    super::watch::path_of_handle(w.sdev, handle_type, &w.fhandle)
 }
 
 /// Creates the instance with every watch at its number (module doc).

@@ -40,6 +40,7 @@ pub mod timerfd;
 pub mod unix;
 pub mod unlinked;
 pub mod uring;
+mod watch;
 
 /// Character devices that are reopened by path.
 const SIMPLE_DEVICES: [&str; 6] = [
@@ -119,27 +120,17 @@ impl FileTable {
                 stasis_proc::parse_fdinfo(&procfs::read_string(pid, &format!("fdinfo/{n}"))?),
             )?;
             let cloexec = info.flags & libc::O_CLOEXEC as u32 != 0;
-            // The same description as one seen before (here or in another
-            // process of the tree): share its record.
-            let seen = self.by_ino.get(&info.ino).and_then(|v| {
-                v.iter()
-                    .find(|(p2, f)| util::same_file(*p2, f.fd, pid, n).unwrap_or(false))
-            });
             let held = locks::dump(&info).map_err(|what| DumpError::Refused {
                 pid,
                 what: format!("fd {n} ({link}) {what}"),
             })?;
-            if let Some((_, orig)) = seen {
-                let mut shared = Fd {
+            if let Some(orig) = self.seen(pid, n, info.ino) {
+                fds.push(Fd {
                     fd: n,
                     cloexec,
                     locks: held,
-                    ..orig.clone()
-                };
-                // A registration through another fd is the first holder's
-                // to make: that fd number means another file here.
-                shared.epoll.retain(|e| e.via_fd.is_none());
-                fds.push(shared);
+                    ..orig
+                });
                 continue;
             }
             let mut fd = Fd {
@@ -165,6 +156,22 @@ impl FileTable {
         Ok(fds)
     }
 
+    /// The record of the description fd `n` of `pid` (inode `ino`) shares
+    /// with an fd seen before, here or in another process of the tree (or
+    /// in flight), if any: kcmp(KCMP_FILE) tells.
+    fn seen(&self, pid: i32, n: i32, ino: u64) -> Option<Fd> {
+        let (_, orig) = self
+            .by_ino
+            .get(&ino)?
+            .iter()
+            .find(|(p2, f)| util::same_file(*p2, f.fd, pid, n).unwrap_or(false))?;
+        let mut shared = orig.clone();
+        // A registration through another fd is the first holder's to make:
+        // that fd number means another file here.
+        shared.epoll.retain(|e| e.via_fd.is_none());
+        Some(shared)
+    }
+
     /// The record of a descriptor in flight that peeking put in our table
     /// as `f`: the same description as a tree fd shares its `desc`.
     fn describe_inflight(
@@ -180,13 +187,7 @@ impl FileTable {
             me,
             stasis_proc::parse_fdinfo(&procfs::read_string(me, &format!("fdinfo/{n}"))?),
         )?;
-        let seen = self.by_ino.get(&info.ino).and_then(|v| {
-            v.iter()
-                .find(|(p2, f)| util::same_file(*p2, f.fd, me, n).unwrap_or(false))
-        });
-        if let Some((_, orig)) = seen {
-            let mut shared = orig.clone();
-            shared.epoll.retain(|e| e.via_fd.is_none());
+        if let Some(shared) = self.seen(me, n, info.ino) {
             return Ok(shared);
         }
         let mut fd = Fd {
@@ -498,9 +499,8 @@ impl FileTable {
 
 /// Copies a pipe's buffered bytes without consuming them.
 fn dump_pipe(pid: i32, fd: i32, mode: i32, ino: u64) -> Result<Pipe, DumpError> {
-    let pfd = syspidfd::pidfd_open(pid).dump_ctx(pid, "pidfd_open")?;
     let ours = if mode != libc::O_WRONLY {
-        syspidfd::pidfd_getfd(&pfd, pid, RemoteFd(fd)).dump_ctx(pid, "pidfd_getfd")?
+        syspidfd::copy_of(pid, RemoteFd(fd)).dump_ctx(pid, "pidfd_getfd")?
     } else {
         // Only the write end is here: open a read end of the same pipe.
         let path = format!("/proc/{pid}/fd/{fd}");

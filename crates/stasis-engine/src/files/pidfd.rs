@@ -57,21 +57,7 @@ pub fn install(t: &Target, p: &Process) -> Result<(), RestoreError> {
             libc::SYS_pidfd_open,
             &[fd.pidfd_pid as u64, flags as u64],
         )? as i32;
-        if got != fd.fd {
-            let cloexec = if fd.cloexec { libc::O_CLOEXEC } else { 0 };
-            t.lcall(
-                "dup3",
-                libc::SYS_dup3,
-                &[got as u64, fd.fd as u64, cloexec as u64],
-            )?;
-            t.lcall("close", libc::SYS_close, &[got as u64])?;
-        } else if !fd.cloexec {
-            t.lcall(
-                "fcntl(F_SETFD)",
-                libc::SYS_fcntl,
-                &[got as u64, libc::F_SETFD as u64, 0],
-            )?;
-        }
+        t.place_fd(got, fd.fd, fd.cloexec)?;
     }
     Ok(())
 }

@@ -55,9 +55,7 @@ pub fn is_master(link: &str) -> bool {
 
 /// Describes master fd `fd` of `pid`, copying the pair's state.
 pub fn dump_master(pid: i32, fd: &mut Fd, info: &FdInfo) -> Result<(), String> {
-    let pfd = stasis_sys::pidfd::pidfd_open(pid).map_err(|e| e.to_string())?;
-    let m =
-        stasis_sys::pidfd::pidfd_getfd(&pfd, pid, RemoteFd(fd.fd)).map_err(|e| e.to_string())?;
+    let m = stasis_sys::pidfd::copy_of(pid, RemoteFd(fd.fd)).map_err(|e| e.to_string())?;
     let m = m.as_raw_fd();
     let index = match info.get("tty-index").and_then(|v| v.parse().ok()) {
         Some(i) => i,

@@ -82,8 +82,7 @@ pub fn dump(
     ino: u64,
     diag: &HashMap<u32, UnixDiag>,
 ) -> Result<Dumped, String> {
-    let pfd = pidfd::pidfd_open(pid).map_err(|e| e.to_string())?;
-    let h = pidfd::pidfd_getfd(&pfd, pid, RemoteFd(fd.fd)).map_err(|e| e.to_string())?;
+    let h = pidfd::copy_of(pid, RemoteFd(fd.fd)).map_err(|e| e.to_string())?;
     let h = h.as_raw_fd();
     let family = us::get_int(h, libc::SOL_SOCKET, libc::SO_DOMAIN).map_err(|e| e.to_string())?;
     if family != libc::AF_UNIX {

@@ -135,8 +135,7 @@ pub fn dump(pid: i32, fd: &mut Fd, ino: u64) -> Result<(), String> {
         // The thread's current CPU; bound only if the affinity says so.
     }
     {
-        let pfd = stasis_sys::pidfd::pidfd_open(pid).map_err(|e| e.to_string())?;
-        let copy = stasis_sys::pidfd::pidfd_getfd(&pfd, pid, stasis_sys::RemoteFd(fd.fd))
+        let copy = stasis_sys::pidfd::copy_of(pid, stasis_sys::RemoteFd(fd.fd))
             .map_err(|e| e.to_string())?;
         if stasis_sys::uring::defer_taskrun(copy.as_raw_fd()) {
             flags |= SETUP_SINGLE_ISSUER | SETUP_DEFER_TASKRUN;
@@ -412,21 +411,7 @@ pub fn restore(t: &Target, p: &Process) -> Result<(), RestoreError> {
             libc::SYS_io_uring_setup,
             &[s.sq_entries as u64, at],
         )? as i32;
-        if got != fd.fd {
-            let cloexec = if fd.cloexec { libc::O_CLOEXEC } else { 0 };
-            t.lcall(
-                "dup3",
-                libc::SYS_dup3,
-                &[got as u64, fd.fd as u64, cloexec as u64],
-            )?;
-            t.lcall("close", libc::SYS_close, &[got as u64])?;
-        } else if !fd.cloexec {
-            t.lcall(
-                "fcntl(F_SETFD)",
-                libc::SYS_fcntl,
-                &[got as u64, libc::F_SETFD as u64, 0],
-            )?;
-        }
+        t.place_fd(got, fd.fd, fd.cloexec)?;
         let mut out = [0u8; PARAMS_LEN];
         stasis_sys::mem::read(t.pid, RemoteAddr(at), &mut out)
             .map_err(|e| fail(format!("read params: {e}")))?;

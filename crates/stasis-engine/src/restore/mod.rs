@@ -271,12 +271,12 @@ pub fn restore(
     progress.phase("creating processes", 0);
     let root = &image.processes[plan.root];
     let root_pid = root.pid as i32;
-    // SAFETY: stasis restore is single-threaded here (no progress thread
-    // has been started; the CLI draws without a ticker), and the child
-    // only runs `child::run`, which exits or is taken over.
     // With -d the root becomes a child of our caller (CLONE_PARENT), not
     // of this short-lived restorer: it is not reparented when we exit,
     // and its parent-death signal keeps its meaning.
+    // SAFETY: stasis restore is single-threaded here (no progress thread
+    // has been started; the CLI draws without a ticker), and the child
+    // only runs `child::run`, which exits or is taken over.
     let forked = unsafe {
         if opts.pidns {
             stasis_sys::clone::fork_into_pidns(opts.detach)

@@ -65,6 +65,28 @@ impl Target {
         self.call(self.ns_pid, name, nr, args)
     }
 
+    /// Moves descriptor `got`, which a remote syscall just made in the
+    /// leader (with O_CLOEXEC, as pidfd_open and io_uring_setup do), to
+    /// number `want` with the close-on-exec bit `cloexec`.
+    pub fn place_fd(&self, got: i32, want: i32, cloexec: bool) -> Result<(), RestoreError> {
+        if got != want {
+            let flags = if cloexec { libc::O_CLOEXEC } else { 0 };
+            self.lcall(
+                "dup3",
+                libc::SYS_dup3,
+                &[got as u64, want as u64, flags as u64],
+            )?;
+            self.lcall("close", libc::SYS_close, &[got as u64])?;
+        } else if !cloexec {
+            self.lcall(
+                "fcntl(F_SETFD)",
+                libc::SYS_fcntl,
+                &[got as u64, libc::F_SETFD as u64, 0],
+            )?;
+        }
+        Ok(())
+    }
+
     /// Copies `data` into scratch memory at `off` and returns its address.
     pub fn put(&self, off: u64, data: &[u8]) -> Result<u64, RestoreError> {
         assert!(

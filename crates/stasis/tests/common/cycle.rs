@@ -432,3 +432,27 @@ pub fn cr_modes(name: &str, opts: Spawn, modes: &[Mode]) {
         failures.join("\n")
     );
 }
+
+/// C workload `name` is dumped with --leave-running and its copy is
+/// restored into a new PID namespace while the original still runs: the
+/// restore must be refused, before anything runs, with an error holding
+/// every one of `expect`, and the original must pass afterwards. For
+/// state the original still holds (a socket path, a FIFO, a lock).
+pub fn copy_beside_original_is_refused(name: &str, expect: &[&str]) {
+    let w = Workload::spawn_c(name, Spawn::default());
+    let img = w.dir.join("img");
+    let img = img.to_str().expect("utf-8");
+    let pid = w.pid.to_string();
+    let out = stasis(&["dump", "-t", &pid, "-D", img, "--leave-running"]);
+    assert!(out.status.success(), "dump: {out:?}");
+    let out = stasis(&["restore", "-D", img, "-d", "--pidns"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "restore should fail: {err}");
+    assert!(
+        expect.iter().all(|e| err.contains(e)),
+        "unclear error (want {expect:?}): {err}"
+    );
+    if let Err(e) = w.terminate_and_verdict() {
+        panic!("original after the refused restore: {e}");
+    }
+}

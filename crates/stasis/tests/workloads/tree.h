@@ -28,7 +28,9 @@
 #include "wlx.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 
 /* Role of the calling process, for BAD lines ("root", "child 3", ...). */
@@ -283,6 +285,45 @@ static inline long tr_check_fill(const uint64_t *p, size_t n, uint64_t seed, uin
 		if (p[i] != tr_pat(seed, i, gen))
 			return (long)i;
 	return -1;
+}
+
+/* Byte i of the byte stream with seed `seed` (pipes, FIFOs). */
+static inline unsigned char tr_byte(int seed, size_t i)
+{
+	return (unsigned char)(tr_pat(seed, i / 8, 0) >> (8 * (i % 8)));
+}
+
+/* Reads exactly n bytes of stream `seed` from fd into buf (FIONREAD must
+ * say n are waiting), waiting at most 5 s for each chunk; reports what is
+ * wrong with tr_bad. */
+static inline void tr_read_stream(int fd, int seed, size_t n, unsigned char *buf, const char *name)
+{
+	int avail = -1;
+	size_t got = 0;
+
+	TCHECK(ioctl(fd, FIONREAD, &avail) == 0 && avail == (int)n, "%s: FIONREAD %d, want %zu",
+	       name, avail, n);
+	while (got < n) {
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		ssize_t r;
+
+		if (poll(&pfd, 1, 5000) != 1) {
+			tr_bad("%s: no data after %zu of %zu bytes", name, got, n);
+			return;
+		}
+		r = read(fd, buf + got, n - got);
+		if (r <= 0) {
+			tr_bad("%s: read after %zu of %zu bytes: %s", name, got, n,
+			       r < 0 ? strerror(errno) : "EOF");
+			return;
+		}
+		got += r;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (buf[i] != tr_byte(seed, i)) {
+			tr_bad("%s: byte %zu is %#x, want %#x", name, i, buf[i], tr_byte(seed, i));
+			return;
+		}
 }
 
 #endif

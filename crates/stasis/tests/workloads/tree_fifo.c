@@ -29,11 +29,6 @@
 static int ar, b, cr, cw;
 static unsigned char buf[B_DATA];
 
-static unsigned char byte(int seed, size_t i)
-{
-	return (unsigned char)(tr_pat(seed, i / 8, 0) >> (8 * (i % 8)));
-}
-
 static void check_fd(int fd, const char *name, int mode)
 {
 	char p[64], l[512];
@@ -50,36 +45,6 @@ static void check_fd(int fd, const char *name, int mode)
 	       name, fcntl(fd, F_GETFL) & O_ACCMODE, mode);
 }
 
-static void read_exact(int fd, int seed, size_t n, const char *name)
-{
-	int avail = -1;
-	size_t got = 0;
-
-	TCHECK(ioctl(fd, FIONREAD, &avail) == 0 && avail == (int)n, "%s: FIONREAD %d, want %zu",
-	       name, avail, n);
-	while (got < n) {
-		struct pollfd pfd = { fd, POLLIN, 0 };
-		ssize_t r;
-
-		if (poll(&pfd, 1, 5000) != 1) {
-			tr_bad("%s: no data after %zu of %zu bytes", name, got, n);
-			return;
-		}
-		r = read(fd, buf + got, n - got);
-		if (r <= 0) {
-			tr_bad("%s: read after %zu of %zu bytes: %s", name, got, n,
-			       r < 0 ? strerror(errno) : "EOF");
-			return;
-		}
-		got += r;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (buf[i] != byte(seed, i)) {
-			tr_bad("%s: byte %zu is %#x, want %#x", name, i, buf[i], byte(seed, i));
-			return;
-		}
-}
-
 static void __attribute__((noreturn)) child(void)
 {
 	int aw;
@@ -91,7 +56,7 @@ static void __attribute__((noreturn)) child(void)
 	close(cw);
 	aw = SYS(open("a.fifo", O_WRONLY));
 	for (size_t i = 0; i < A_DATA; i++)
-		buf[i] = byte(1, i);
+		buf[i] = tr_byte(1, i);
 	if (write(aw, buf, A_DATA) != A_DATA)
 		wl_fail("child: write a.fifo: %s", strerror(errno));
 	tr_sync_send(0);
@@ -116,7 +81,7 @@ int main(void)
 	if (fcntl(b, F_SETPIPE_SZ, B_PIPE) < B_PIPE)
 		wl_fail("F_SETPIPE_SZ: %s", strerror(errno));
 	for (size_t i = 0; i < B_DATA; i++)
-		buf[i] = byte(2, i);
+		buf[i] = tr_byte(2, i);
 	if (write(b, buf, B_DATA) != B_DATA)
 		wl_fail("write b.fifo: %s", strerror(errno));
 	cr = SYS(open("c.fifo", O_RDONLY | O_NONBLOCK));
@@ -134,10 +99,10 @@ int main(void)
 	check_fd(cw, "c.fifo", O_WRONLY);
 	TCHECK(fcntl(ar, F_GETFL) & O_NONBLOCK, "a.fifo lost O_NONBLOCK");
 	TCHECK(!(fcntl(b, F_GETFL) & O_NONBLOCK), "b.fifo gained O_NONBLOCK");
-	read_exact(ar, 1, A_DATA, "a.fifo");
+	tr_read_stream(ar, 1, A_DATA, buf, "a.fifo");
 	TCHECK(fcntl(b, F_GETPIPE_SZ) == B_PIPE, "b.fifo: F_GETPIPE_SZ %d, want %d",
 	       fcntl(b, F_GETPIPE_SZ), B_PIPE);
-	read_exact(b, 2, B_DATA, "b.fifo");
+	tr_read_stream(b, 2, B_DATA, buf, "b.fifo");
 	TCHECK(write(cw, "ping", 4) == 4, "write c.fifo: %s", strerror(errno));
 	TCHECK(read(cr, bye, 4) == 4 && !memcmp(bye, "ping", 4), "c.fifo: ping not read back");
 	if (kill(kid, SIGTERM))

@@ -16,8 +16,6 @@
  */
 #include "tree.h"
 
-#include <poll.h>
-#include <sys/ioctl.h>
 
 #define BIG_PIPE (256 * 1024)
 #define P1_DATA (10 * 1024)
@@ -27,15 +25,10 @@ static int p1[2], p2[2];
 static int default_size;
 static unsigned char buf[P2_DATA];
 
-static unsigned char byte(int pipe_no, size_t i)
-{
-	return (unsigned char)(tr_pat(pipe_no, i / 8, 0) >> (8 * (i % 8)));
-}
-
 static void fill(int pipe_no, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		buf[i] = byte(pipe_no, i);
+		buf[i] = tr_byte(pipe_no, i);
 }
 
 static void check_size(int fd, const char *name, int want)
@@ -43,38 +36,6 @@ static void check_size(int fd, const char *name, int want)
 	int sz = fcntl(fd, F_GETPIPE_SZ);
 
 	TCHECK(sz == want, "%s: F_GETPIPE_SZ %d, want %d", name, sz, want);
-}
-
-/* Reads exactly n bytes of pipe `pipe_no`'s pattern from fd, waiting at
- * most 5 s for each chunk. */
-static void read_exact(int fd, int pipe_no, size_t n, const char *name)
-{
-	int avail = -1;
-	size_t got = 0;
-
-	TCHECK(ioctl(fd, FIONREAD, &avail) == 0 && avail == (int)n, "%s: FIONREAD %d, want %zu",
-	       name, avail, n);
-	while (got < n) {
-		struct pollfd pfd = { fd, POLLIN, 0 };
-		ssize_t r;
-
-		if (poll(&pfd, 1, 5000) != 1) {
-			tr_bad("%s: no data after %zu of %zu bytes", name, got, n);
-			return;
-		}
-		r = read(fd, buf + got, n - got);
-		if (r <= 0) {
-			tr_bad("%s: read after %zu of %zu bytes: %s", name, got, n,
-			       r < 0 ? strerror(errno) : "EOF");
-			return;
-		}
-		got += r;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (buf[i] != byte(pipe_no, i)) {
-			tr_bad("%s: byte %zu is %#x, want %#x", name, i, buf[i], byte(pipe_no, i));
-			return;
-		}
 }
 
 /* Expects EOF on fd within 5 s: poll says readable/hung up, read gives 0. */
@@ -108,7 +69,7 @@ static void __attribute__((noreturn)) child(pid_t root)
 	TCHECK(getppid() == root, "getppid() %d, want the root %d", getppid(), root);
 	check_size(p1[0], "P1 read end", default_size);
 	check_size(p2[1], "P2 write end", BIG_PIPE);
-	read_exact(p1[0], 1, P1_DATA, "P1 read end");
+	tr_read_stream(p1[0], 1, P1_DATA, buf, "P1 read end");
 	expect_eof(p1[0], "P1 read end");
 	memcpy(bye, "bye", 3);
 	TCHECK(write(p2[1], bye, 3) == 3, "write bye to P2: %s", strerror(errno));
@@ -140,7 +101,7 @@ int main(void)
 
 	check_size(p1[1], "P1 write end", default_size);
 	check_size(p2[0], "P2 read end", BIG_PIPE);
-	read_exact(p2[0], 2, P2_DATA, "P2 read end");
+	tr_read_stream(p2[0], 2, P2_DATA, buf, "P2 read end");
 	close(p1[1]);
 	if (kill(kid, SIGTERM))
 		wl_bad("kill(child): %s", strerror(errno));
