@@ -409,9 +409,11 @@ fn dump_process(
     )?;
     let mut vmas = mm::dump::dump_vmas(pid, &smaps, own_ipc)?;
     let (syscall_at, vdso_hash) = mm::dump::find_syscall_insn(pid, &vmas)?;
-    frozen.syscall_at = syscall_at;
     frozen.vdso_hash = vdso_hash;
-    frozen.map_scratch()?;
+    if !frozen.is_armed() {
+        frozen.syscall_at = syscall_at;
+        frozen.map_scratch()?;
+    }
 
     let mut p = Process {
         pid: pid as u32,

@@ -4,8 +4,10 @@
 //! Invariant: while a [`Frozen`] exists every thread of the target is in a
 //! ptrace-stop and all its signals are blocked (the original masks are
 //! saved and put back). Dropping it without [`Frozen::release`] puts back
-//! every register, mask and held signal, unmaps the scratch page and
-//! detaches, so a failed dump leaves the target running as it was.
+//! every register, mask and held signal, unmaps the scratch page (if one
+//! was needed) and detaches, so a failed dump leaves the target running as
+//! it was. Should the dumper die instead, each armed thread puts itself
+//! back through rt_sigreturn ([`crate::guard`]).
 
 use std::collections::BTreeMap;
 
@@ -14,6 +16,7 @@ use stasis_sys::remote::RemoteThread;
 use stasis_sys::{mem, RemoteAddr};
 
 use crate::error::{DumpError, SysCtx};
+use crate::guard::{self, Armed};
 use crate::procfs;
 
 const PTRACE_EVENT_STOP: i32 = 128;
@@ -31,6 +34,8 @@ pub struct SeizedThread {
     /// taken off the queue by the kernel; it is re-sent on release and
     /// stored as pending in the image.
     pub held_signal: Option<(i32, [u8; 128])>,
+    /// Set once the thread is armed against the dumper's death.
+    pub armed: Option<Armed>,
 }
 
 pub struct Frozen {
@@ -83,6 +88,7 @@ impl Frozen {
                     regs: zero_regs(),
                     sigmask: 0,
                     held_signal: None,
+                    armed: None,
                 });
                 ptrace::interrupt(tid).dump_ctx(pid, "interrupt")?;
                 let idx = frozen.threads.len() - 1;
@@ -97,10 +103,77 @@ impl Frozen {
         for t in &mut frozen.threads {
             t.regs = ptrace::get_regs(t.tid).dump_ctx(pid, "get registers")?;
             t.sigmask = ptrace::get_sigmask(t.tid).dump_ctx(pid, "get signal mask")?;
-            // Block everything while we run syscalls in it.
-            ptrace::set_sigmask(t.tid, !0).dump_ctx(pid, "block signals")?;
         }
+        frozen.arm()?;
         Ok(frozen)
+    }
+
+    /// Arms every thread (see [`crate::guard`]), or falls back to blocking
+    /// their signals unguarded. Signals held while seizing go back into
+    /// their threads' queues, so a dumper death cannot lose them either.
+    fn arm(&mut self) -> Result<(), DumpError> {
+        let pid = self.pid;
+        let gadgets = guard::find_gadgets(pid)?;
+        for t in &mut self.threads {
+            let armed = match &gadgets {
+                Some(g) => {
+                    let extra = if t.tid == pid { guard::SCRATCH_LEN } else { 0 };
+                    match guard::arm(pid, t.tid, &t.regs, t.sigmask, g, extra) {
+                        Ok(a) => Some(a),
+                        Err(e) => {
+                            tracing::debug!("pid {pid} thread {}: not armed: {e}", t.tid);
+                            None
+                        }
+                    }
+                }
+                None => None,
+            };
+            if armed.is_none() {
+                // Block everything while we run syscalls in it.
+                ptrace::set_sigmask(t.tid, !0).dump_ctx(pid, "block signals")?;
+            }
+            t.armed = armed;
+        }
+        if !self.threads.iter().all(|t| t.armed.is_some()) {
+            tracing::warn!(
+                "pid {pid}: no room or gadgets to guard its threads; if stasis is killed during this dump, the process may be left with its signals blocked"
+            );
+            return Ok(());
+        }
+        let g = gadgets.expect("armed threads imply gadgets");
+        self.syscall_at = g.syscall_ret;
+        self.scratch = self.threads[0].armed.map(|a| a.scratch);
+        self.requeue_held()
+    }
+
+    /// True when every thread is armed and scratch memory is on the stack.
+    pub fn is_armed(&self) -> bool {
+        self.threads.iter().all(|t| t.armed.is_some())
+    }
+
+    /// Puts signals taken off a queue while seizing back into it: the
+    /// leader sends each to its thread (rt_tgsigqueueinfo from the same
+    /// process may carry the kernel's siginfo). A signal that cannot be
+    /// queued again stays held and is delivered at release.
+    fn requeue_held(&mut self) -> Result<(), DumpError> {
+        let scratch = self.scratch();
+        for i in 0..self.threads.len() {
+            let Some((sig, info)) = self.threads[i].held_signal else {
+                continue;
+            };
+            let tid = self.threads[i].tid;
+            mem::write(self.pid, scratch, &info).dump_ctx(self.pid, "write siginfo")?;
+            let r = self.leader().syscall_raw(
+                libc::SYS_rt_tgsigqueueinfo,
+                &[self.pid as u64, tid as u64, sig as u64, scratch.0],
+            );
+            match r {
+                Ok(0) => self.threads[i].held_signal = None,
+                Ok(e) => tracing::debug!("pid {}: signal {sig} not queued again: {e}", self.pid),
+                Err(e) => return Err(e).dump_ctx(self.pid, "queue held signal again"),
+            }
+        }
+        Ok(())
     }
 
     /// The leader as a remote-syscall runner.
@@ -109,9 +182,16 @@ impl Frozen {
     }
 
     pub fn thread(&self, tid: i32) -> RemoteThread {
+        let ret_frame = self
+            .threads
+            .iter()
+            .find(|t| t.tid == tid)
+            .and_then(|t| t.armed)
+            .map(|a| a.frame);
         RemoteThread {
             tid,
             syscall_at: self.syscall_at,
+            ret_frame,
         }
     }
 
@@ -186,7 +266,8 @@ impl Frozen {
 
     fn restore_threads(&mut self) -> Result<(), DumpError> {
         let mut first_err = None;
-        if let Some(s) = self.scratch.take() {
+        let mapped = self.scratch.take().filter(|_| !self.is_armed());
+        if let Some(s) = mapped {
             if let Err(e) = self
                 .leader()
                 .syscall("munmap", libc::SYS_munmap, &[s.0, SCRATCH_SIZE])
@@ -199,8 +280,10 @@ impl Frozen {
             }
         }
         for t in &self.threads {
-            let r = ptrace::set_regs(t.tid, &t.regs)
-                .and_then(|_| ptrace::set_sigmask(t.tid, t.sigmask));
+            // Mask first: released in between, an armed thread still
+            // returns through its frame.
+            let r = ptrace::set_sigmask(t.tid, t.sigmask)
+                .and_then(|_| ptrace::set_regs(t.tid, &t.regs));
             if let Err(e) = r {
                 first_err.get_or_insert(DumpError::Sys {
                     pid: self.pid,

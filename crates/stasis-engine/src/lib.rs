@@ -16,6 +16,7 @@ pub mod dump;
 pub mod error;
 pub mod files;
 pub mod freeze;
+pub mod guard;
 pub mod identity;
 pub mod ipc;
 pub mod mm;

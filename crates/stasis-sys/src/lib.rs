@@ -15,6 +15,7 @@ pub mod pidfd;
 pub mod probe;
 pub mod ptrace;
 pub mod remote;
+pub mod sigframe;
 pub mod sockdiag;
 pub mod sysvipc;
 pub mod tty;

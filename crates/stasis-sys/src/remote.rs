@@ -18,6 +18,13 @@
 //! The caller must keep signals blocked in the tracee (see
 //! [`crate::ptrace::set_sigmask`]): a signal delivered during the syscall
 //! would be reported instead of its exit stop.
+//!
+//! At dump time the thread is *armed* ([`crate::sigframe`]): `syscall_at`
+//! is a `syscall` whose next instructions only clear registers and `ret`,
+//! and `ret_frame` is the address of a sigreturn frame whose first word
+//! points at a `mov $15,%rax; syscall`. The syscall runs with `rsp` at the
+//! frame, so should the tracer die before the exit stop, the thread returns
+//! into rt_sigreturn and is back as it was.
 
 use crate::error::{Result, SysError};
 use crate::ptrace::{self, Regs, Stop};
@@ -28,6 +35,9 @@ use crate::RemoteAddr;
 pub struct RemoteThread {
     pub tid: i32,
     pub syscall_at: RemoteAddr,
+    /// The stack pointer while the syscall runs (an armed thread's
+    /// sigreturn frame), or `None` to keep the thread's own.
+    pub ret_frame: Option<RemoteAddr>,
 }
 
 impl RemoteThread {
@@ -86,6 +96,9 @@ impl RemoteThread {
         regs.r10 = a(3);
         regs.r8 = a(4);
         regs.r9 = a(5);
+        if let Some(f) = self.ret_frame {
+            regs.rsp = f.0;
+        }
         ptrace::set_regs(self.tid, &regs)?;
         ptrace::cont_syscall(self.tid)?;
         // The entry stop, then the exit stop.

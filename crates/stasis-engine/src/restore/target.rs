@@ -44,6 +44,7 @@ impl Target {
         RemoteThread {
             tid: self.host(tid),
             syscall_at: self.syscall_at,
+            ret_frame: None,
         }
     }
 
