@@ -95,21 +95,87 @@ pub fn cont_syscall(tid: i32) -> Result<()> {
     req(libc::PTRACE_SYSCALL, tid, 0, 0, "PTRACE_SYSCALL").map(drop)
 }
 
-/// waitpid(tid, __WALL), retried on EINTR.
+/// How long [`wait`] waits for a tracee's next stop before it gives up:
+/// `STASIS_WAIT_TIMEOUT_MS`, or 5 s. A thread in an uninterruptible sleep
+/// (a vfork parent, a hung NFS read) does not stop until it leaves it.
+pub fn wait_timeout() -> std::time::Duration {
+    static MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let ms = *MS.get_or_init(|| {
+        std::env::var("STASIS_WAIT_TIMEOUT_MS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5000)
+    });
+    std::time::Duration::from_millis(ms)
+}
+
+/// waitpid(tid, __WALL), bounded by [`wait_timeout`].
 pub fn wait(tid: i32) -> Result<Stop> {
-    let mut status = 0;
+    wait_for(tid, wait_timeout())
+}
+
+/// waitpid(tid, __WALL) for at most `limit`: polls with WNOHANG and sleeps
+/// in sigtimedwait(SIGCHLD) between polls (the kernel sends the tracer a
+/// SIGCHLD for every stop). SIGCHLD is blocked in the calling thread so it
+/// is queued rather than discarded; each sleep is short anyway, in case
+/// another thread took the signal.
+pub fn wait_for(tid: i32, limit: std::time::Duration) -> Result<Stop> {
+    let deadline = std::time::Instant::now() + limit;
+    let chld = block_sigchld();
     loop {
+        let mut status = 0;
         // SAFETY: `status` is a valid out-pointer.
-        let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL) };
-        if r < 0 {
-            if crate::errno() == libc::EINTR {
-                continue;
-            }
+        let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) };
+        if r > 0 {
+            return Ok(decode_status(status));
+        }
+        if r < 0 && crate::errno() != libc::EINTR {
             return Err(SysError::last("waitpid", format!("tid {tid}")));
         }
-        break;
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return Err(SysError::Tracee {
+                tid,
+                what: format!(
+                    "did not stop within {:.1} s (state {}); it may be in an uninterruptible sleep",
+                    limit.as_secs_f64(),
+                    thread_state(tid)
+                ),
+            });
+        }
+        let left = (deadline - now).min(std::time::Duration::from_millis(5));
+        let ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: left.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: `chld` is an initialised signal set and `ts` a valid
+        // timeout; the siginfo out-pointer may be NULL.
+        unsafe { libc::sigtimedwait(&chld, std::ptr::null_mut(), &ts) };
     }
-    Ok(decode_status(status))
+}
+
+/// Blocks SIGCHLD in the calling thread; returns the set holding it.
+fn block_sigchld() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset initialise `set`; pthread_sigmask
+    // only reads it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// The state letter of a thread, from /proc/TID/stat ("?" if unreadable).
+fn thread_state(tid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{tid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit_once(") ")?.1.to_string();
+            after.split_whitespace().next().map(str::to_string)
+        })
+        .unwrap_or_else(|| "?".into())
 }
 
 fn decode_status(status: i32) -> Stop {

@@ -238,6 +238,26 @@ pub fn read_raw(fd: RawFd, buf: &mut [u8]) -> Result<usize> {
     check(r as _, "read", format!("fd {fd}")).map(|r| r as usize)
 }
 
+/// poll(2) for `fd` to become readable (or hung up) within `limit`;
+/// false on timeout.
+pub fn wait_readable(fd: RawFd, limit: std::time::Duration) -> Result<bool> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `p` is one valid pollfd for the duration of the call.
+        let r = unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if r < 0 && crate::errno() == libc::EINTR {
+            continue;
+        }
+        return check(r as _, "poll", format!("fd {fd}")).map(|r| r > 0);
+    }
+}
+
 /// setsid(2).
 pub fn setsid() -> Result<()> {
     // SAFETY: no arguments; affects only the caller.

@@ -3,7 +3,14 @@
 
 mod common;
 
-use common::{dump, plain_run, require_root, restore, Spawn, Workload};
+use std::fs;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{
+    dump, plain_run, proc_children, proc_state, require_root, restore, status_field, wait_for,
+    Spawn, Workload,
+};
 
 /// Timers firing every millisecond at a glibc SIGEV_THREAD helper (signal
 /// 32) and at a worker (SIGEV_THREAD_ID): restore blocked every signal but
@@ -36,4 +43,60 @@ fn cr_timers_fast() {
             panic!("round {round}: {e}");
         }
     }
+}
+
+/// A process that never reaches a ptrace stop (waiting in vfork for a
+/// child that does not exec): the dump gives up after its wait bound with
+/// an error naming the pid and the step, instead of hanging, and the
+/// process carries on untraced once its child goes.
+#[test]
+fn dump_of_a_process_that_does_not_stop_is_a_clear_error() {
+    if !require_root() {
+        return;
+    }
+    let w = Workload::spawn_c("vforked", Spawn::default());
+    let child = wait_for(&w, Duration::from_secs(10), "vfork child", || {
+        proc_children(w.pid).first().copied()
+    });
+    // The parent is in its vfork sleep once the child runs.
+    wait_for(&w, Duration::from_secs(10), "parent in vfork", || {
+        (proc_state(w.pid) == Some('D')).then_some(())
+    });
+    let img = w.dir.join("img");
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
+        .args([
+            "dump",
+            "-t",
+            &w.pid.to_string(),
+            "-D",
+            img.to_str().unwrap(),
+        ])
+        .env("STASIS_WAIT_TIMEOUT_MS", "1000")
+        .output()
+        .expect("run stasis");
+    let took = t.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprintln!("dump -> {} in {took:?}: {err}", out.status);
+    assert!(!out.status.success(), "the dump must fail");
+    assert!(took < Duration::from_secs(5), "the dump took {took:?}");
+    assert!(
+        err.contains(&format!("pid {}", w.pid)) && err.contains("did not stop"),
+        "error must name the pid and say it did not stop: {err}"
+    );
+    assert!(!img.join("core.img").exists(), "no image may be left");
+    let status = fs::read_to_string(format!("/proc/{}/status", w.pid)).unwrap_or_default();
+    assert_eq!(
+        status_field(&status, "TracerPid").as_deref().map(str::trim),
+        Some("0"),
+        "the target must not stay traced"
+    );
+    // SAFETY: kill has no memory-safety preconditions; `child` is the
+    // workload's vfork child, found above.
+    unsafe { libc::kill(child, libc::SIGKILL) };
+    wait_for(&w, Duration::from_secs(10), "vfork to return", || {
+        w.log().contains("vfork returned").then_some(())
+    });
+    w.terminate_and_verdict()
+        .expect("the target after the failed dump");
 }

@@ -531,13 +531,29 @@ fn ns_pids(top: i32) -> Result<BTreeMap<u32, i32>, RestoreError> {
 /// Reads status reports until `n` processes are ready; the first failure
 /// (or every process gone) is an error.
 /// Waits for `n` reports; returns the notes of those that had one, by pid.
+/// Longest wait for the next process's setup report.
+const REPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn wait_reports(status_r: &impl AsRawFd, n: usize) -> Result<BTreeMap<u32, String>, RestoreError> {
     let mut notes = BTreeMap::new();
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 4096];
     let mut ready = 0;
     while ready < n {
-        let got = util::read_raw(status_r.as_raw_fd(), &mut chunk).unwrap_or(0);
+        // Each process reports once its own setup is done; a long silence
+        // means one is stuck (a blocking open, say), which is an error,
+        // never a hang.
+        let fd = status_r.as_raw_fd();
+        if !util::wait_readable(fd, REPORT_TIMEOUT).unwrap_or(true) {
+            return Err(RestoreError::Failed {
+                pid: 0,
+                what: format!(
+                    "the new processes stopped reporting: {ready} of {n} were set up after waiting {} s for the next",
+                    REPORT_TIMEOUT.as_secs()
+                ),
+            });
+        }
+        let got = util::read_raw(fd, &mut chunk).unwrap_or(0);
         if got == 0 {
             return Err(RestoreError::Failed {
                 pid: 0,
