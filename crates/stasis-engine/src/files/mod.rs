@@ -17,12 +17,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 
 use stasis_image::{Fd, FdKind, Pipe, Process};
-use stasis_sys::{pidfd as syspidfd, util, RemoteFd};
+use stasis_sys::util;
 
-use crate::error::{DumpError, RestoreError, SysCtx};
+use crate::error::{DumpError, RestoreError};
 use crate::procfs;
 
 pub mod epoll;
@@ -33,6 +32,7 @@ pub mod inotify;
 pub mod locks;
 pub mod mqueue;
 pub mod pidfd;
+pub mod pipe;
 pub mod pty;
 pub mod signalfd;
 mod table;
@@ -240,14 +240,15 @@ impl FileTable {
             fd.path = String::new();
             fd.pipe_ino = ino;
             let mode = fd.flags as i32 & libc::O_ACCMODE;
-            if mode == libc::O_RDWR {
-                return Err(refuse(
-                    "a pipe opened read-write, which stasis cannot restore yet",
-                ));
+            // A read-write description (an open of /proc/PID/fd/N) is
+            // both a reader and a writer.
+            let modes = self.pipe_modes.entry(ino).or_default();
+            match mode {
+                libc::O_RDWR => modes.extend([libc::O_RDONLY, libc::O_WRONLY]),
+                m => _ = modes.insert(m),
             }
-            self.pipe_modes.entry(ino).or_default().insert(mode);
             if let std::collections::btree_map::Entry::Vacant(e) = self.pipes.entry(ino) {
-                e.insert(dump_pipe(pid, n, mode, ino)?);
+                e.insert(pipe::dump(pid, n, mode, ino)?);
             }
             return Ok(());
         }
@@ -368,7 +369,7 @@ impl FileTable {
                     let mode = fd.flags as i32 & libc::O_ACCMODE;
                     e.insert(Pipe {
                         fifo: true,
-                        ..dump_pipe(pid, n, mode, id)?
+                        ..pipe::dump(pid, n, mode, id)?
                     });
                 }
                 self.fifos.insert(link.to_string(), id);
@@ -495,43 +496,6 @@ impl FileTable {
         }
         Ok(())
     }
-}
-
-/// Copies a pipe's buffered bytes without consuming them.
-fn dump_pipe(pid: i32, fd: i32, mode: i32, ino: u64) -> Result<Pipe, DumpError> {
-    let ours = if mode != libc::O_WRONLY {
-        syspidfd::copy_of(pid, RemoteFd(fd)).dump_ctx(pid, "pidfd_getfd")?
-    } else {
-        // Only the write end is here: open a read end of the same pipe.
-        let path = format!("/proc/{pid}/fd/{fd}");
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&path)
-            .map_err(|e| procfs::io_err(pid, path, e))?
-            .into()
-    };
-    let capacity = util::pipe_size(ours.as_raw_fd()).dump_ctx(pid, "pipe size")?;
-    let (r, w) = util::pipe().dump_ctx(pid, "pipe")?;
-    util::set_pipe_size(w.as_raw_fd(), capacity).map_err(|e| DumpError::Refused {
-        pid,
-        what: format!(
-            "fd {fd} is a pipe of {capacity} bytes, larger than stasis can copy ({e}); raise fs.pipe-max-size"
-        ),
-    })?;
-    let n =
-        util::tee(ours.as_raw_fd(), w.as_raw_fd(), capacity as usize).dump_ctx(pid, "tee pipe")?;
-    let mut data = vec![0u8; n];
-    let mut got = 0;
-    while got < n {
-        got += util::read_raw(r.as_raw_fd(), &mut data[got..]).dump_ctx(pid, "read pipe copy")?;
-    }
-    Ok(Pipe {
-        ino,
-        capacity,
-        data,
-        fifo: false,
-    })
 }
 
 /// A process outside `tree` holding one of the pipes `want` (link text ->

@@ -13,7 +13,8 @@ pub enum FdKind {
     CharDev = 2,
     /// A terminal; needs --shell-job.
     Tty = 3,
-    /// One end of a pipe; `pipe_ino` names the `Pipe` record.
+    /// An open file description of a pipe (either end, or both: O_RDWR);
+    /// `pipe_ino` names the `Pipe` record.
     Pipe = 4,
     /// eventfd(2); state in `Fd::eventfd`.
     EventFd = 5,
