@@ -38,6 +38,22 @@ fn fifo_in_use_is_refused() {
 }
 
 #[test]
+fn plain_fifo_unlinked() {
+    plain_run("fifo_unlinked", Spawn::default());
+}
+
+/// FIFOs whose names were unlinked while open, with unread data: one with
+/// a reader, a writer and a dup, one held read-write (see
+/// workloads/fifo_unlinked.c). The dump used to hang.
+#[test]
+fn cr_fifo_unlinked() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("fifo_unlinked", Spawn::default());
+}
+
+#[test]
 fn plain_pipe_reopen() {
     plain_run("pipe_reopen", Spawn::default());
 }

@@ -317,6 +317,12 @@ impl FileTable {
             return mqueue::dump(pid, fd, link, &st).map_err(|what| refuse(&what));
         }
         if link.starts_with("/memfd:") || link.ends_with(stasis_proc::maps::DELETED_SUFFIX) {
+            // An unlinked FIFO has a pipe, not contents: never open it as
+            // a file (an open for reading waits for a writer).
+            let st = procfs::stat(pid, &format!("fd/{n}"))?;
+            if st.st_mode & libc::S_IFMT == libc::S_IFIFO {
+                return self.describe_fifo(pid, fd, link, &st);
+            }
             fd.kind = FdKind::Unlinked as i32;
             fd.object_id = self.objects.add(pid, &format!("fd/{n}"), link, fd.flags)?;
             fd.path = link
@@ -362,24 +368,49 @@ impl FileTable {
                     "the device {link}, which stasis cannot checkpoint yet"
                 )))
             }
-            libc::S_IFIFO => {
-                let id = unlinked::object_id(&st);
-                fifo::describe(fd, id);
-                if let std::collections::btree_map::Entry::Vacant(e) = self.pipes.entry(id) {
-                    let mode = fd.flags as i32 & libc::O_ACCMODE;
-                    e.insert(Pipe {
-                        fifo: true,
-                        ..pipe::dump(pid, n, mode, id)?
-                    });
-                }
-                self.fifos.insert(link.to_string(), id);
-            }
+            libc::S_IFIFO => return self.describe_fifo(pid, fd, link, &st),
             _ => {
                 return Err(refuse(&format!(
                     "{link}, a file type stasis cannot checkpoint yet"
                 )))
             }
         }
+        Ok(())
+    }
+
+    /// Fills in FIFO fd `fd` of `pid`, whose link is `link` and inode
+    /// `st`, and copies its buffered bytes the first time.
+    fn describe_fifo(
+        &mut self,
+        pid: i32,
+        fd: &mut Fd,
+        link: &str,
+        st: &libc::stat,
+    ) -> Result<(), DumpError> {
+        let n = fd.fd;
+        let name = link.strip_suffix(stasis_proc::maps::DELETED_SUFFIX);
+        if name.is_some() && st.st_nlink > 0 {
+            return Err(DumpError::Refused {
+                pid,
+                what: format!(
+                    "fd {n} is the FIFO {link}, unlinked but still linked under another name, which stasis cannot restore"
+                ),
+            });
+        }
+        fd.path = name.unwrap_or(link).to_string();
+        fd.file = Some(procfs::file_id(st));
+        let id = unlinked::object_id(st);
+        fifo::describe(fd, id);
+        if let std::collections::btree_map::Entry::Vacant(e) = self.pipes.entry(id) {
+            let mode = fd.flags as i32 & libc::O_ACCMODE;
+            e.insert(Pipe {
+                fifo: true,
+                unlinked: name.is_some(),
+                mode: st.st_mode & 0o7777,
+                ..pipe::dump(pid, n, mode, id)?
+            });
+        }
+        self.fifos.insert(link.to_string(), id);
         Ok(())
     }
 
@@ -524,13 +555,13 @@ fn find_outside_holder(tree: &[i32], want: &BTreeMap<String, u64>) -> Option<(i3
 
 /// Checks, before anything is created, that every file an fd needs is
 /// there and unchanged (see the module doc).
-pub fn check_files(p: &Process) -> Result<(), RestoreError> {
+pub fn check_files(p: &Process, pipes: &[Pipe]) -> Result<(), RestoreError> {
     unix::check_paths(p)?;
     locks::check(p)?;
     for fd in &p.fds {
         let kind = FdKind::try_from(fd.kind).unwrap_or(FdKind::Regular);
         match kind {
-            FdKind::Fifo => fifo::check(p, fd)?,
+            FdKind::Fifo => fifo::check(p, fd, pipes)?,
             FdKind::Inotify => inotify::check(p, fd)?,
             FdKind::Fanotify => fanotify::check(p, fd)?,
             _ => {}
