@@ -38,6 +38,56 @@ fn fifo_in_use_is_refused() {
 }
 
 #[test]
+fn plain_fifo_unlinked() {
+    plain_run("fifo_unlinked", Spawn::default());
+}
+
+/// FIFOs whose names were unlinked while open, with unread data: one with
+/// a reader, a writer and a dup, one held read-write (see
+/// workloads/fifo_unlinked.c). The dump used to hang.
+#[test]
+fn cr_fifo_unlinked() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("fifo_unlinked", Spawn::default());
+}
+
+#[test]
+fn plain_pipe_reopen() {
+    plain_run("pipe_reopen", Spawn::default());
+}
+
+/// Pipes with several open file descriptions per end, made by opening
+/// /proc/self/fd/N, beside dups, and a pipe held only read-write (see
+/// workloads/pipe_reopen.c). The restore used to panic.
+#[test]
+fn cr_pipe_reopen() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("pipe_reopen", Spawn::default());
+}
+
+/// The same without the read-write pipe: the image on which restore
+/// panicked ("pipe end") while the dump had succeeded.
+#[test]
+fn cr_pipe_reopen_no_rdwr() {
+    if !require_root() {
+        return;
+    }
+    let opts = Spawn {
+        args: vec!["no-rdwr".into()],
+        ..Default::default()
+    };
+    cr_modes(
+        "pipe_reopen",
+        opts,
+        &[Mode::KillRestore, Mode::RestoreTwice],
+    );
+}
+
+#[test]
 fn plain_tree_pidfd() {
     plain_run("tree_pidfd", Spawn::default());
 }

@@ -13,6 +13,18 @@
 //! description non-blocking with its own access mode (its status flags
 //! are set after), and drops that first descriptor once all are open, so
 //! readers see EOF exactly when the tree's last writer closes.
+//!
+//! A FIFO whose name was unlinked while open (`Pipe::unlinked`) is made
+//! again at restore: at its old name when that is free (so /proc/PID/fd
+//! reads "NAME (deleted)" as before), else at a free name beside it, else
+//! as a plain pipe (same behaviour, another link text). The read-write
+//! descriptor is opened at once, the name unlinked, and every description
+//! opened through `/proc/self/fd` of it. Nothing is checked by name before
+//! restore, and nobody else can hold it.
+//!
+//! Every open here is non-blocking (a FIFO opened for reading or writing
+//! alone would wait for the other side) and every copy uses tee(2) with
+//! SPLICE_F_NONBLOCK, so no step waits on another program.
 
 use std::collections::BTreeMap;
 use std::os::fd::RawFd;
@@ -55,8 +67,11 @@ fn holder(path: &str) -> Option<i32> {
 }
 
 /// Before anything is created: the FIFO is there, is a FIFO, and nobody
-/// holds it open.
-pub fn check(p: &Process, fd: &Fd) -> Result<(), RestoreError> {
+/// holds it open (an unlinked one is made again; see the module doc).
+pub fn check(p: &Process, fd: &Fd, pipes: &[Pipe]) -> Result<(), RestoreError> {
+    if record(pipes, fd).is_some_and(|r| r.unlinked) {
+        return Ok(());
+    }
     let refuse = |what: String| {
         RestoreError::Refused(format!(
             "pid {} fd {}: the FIFO {} {what}",
@@ -76,37 +91,103 @@ pub fn check(p: &Process, fd: &Fd) -> Result<(), RestoreError> {
     Ok(())
 }
 
+/// The `Pipe` record of FIFO fd `fd`.
+fn record<'a>(pipes: &'a [Pipe], fd: &Fd) -> Option<&'a Pipe> {
+    pipes.iter().find(|p| p.fifo && p.ino == fd.pipe_ino)
+}
+
 /// The FIFOs being opened by one restore: object id -> the read-write
-/// descriptor that holds each open until [`Fifos::close`].
+/// descriptor that holds each open until [`Fifos::close`], and whether
+/// descriptions open it through /proc/self/fd (an unlinked FIFO).
 #[derive(Default)]
-pub struct Fifos(BTreeMap<u64, RawFd>);
+pub struct Fifos(BTreeMap<u64, (RawFd, bool)>);
 
 impl Fifos {
     /// Opens one description of FIFO fd `fd`, filling the FIFO from its
     /// record in `pipes` the first time; `above` is where temporaries go.
     pub fn open(&mut self, fd: &Fd, pipes: &[Pipe], above: RawFd) -> Result<RawFd, String> {
-        if let std::collections::btree_map::Entry::Vacant(e) = self.0.entry(fd.pipe_ino) {
-            let keep = util::open_raw(&fd.path, libc::O_RDWR | libc::O_NONBLOCK)
-                .map_err(|e| e.to_string())?;
-            let keep_up = util::dup_above(keep, above).map_err(|e| e.to_string());
-            util::close_raw(keep);
-            let keep = *e.insert(keep_up?);
-            if let Some(pipe) = pipes.iter().find(|p| p.ino == fd.pipe_ino) {
-                if pipe.capacity != 0 {
-                    util::set_pipe_size(keep, pipe.capacity).map_err(|e| e.to_string())?;
+        let rec = record(pipes, fd);
+        let unlinked = rec.is_some_and(|r| r.unlinked);
+        let (keep, _) = match self.0.entry(fd.pipe_ino) {
+            std::collections::btree_map::Entry::Occupied(e) => *e.get(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let keep = match rec.filter(|_| unlinked) {
+                    Some(r) => make_unlinked(&fd.path, r.mode)?,
+                    None => util::open_raw(&fd.path, libc::O_RDWR | libc::O_NONBLOCK)
+                        .map_err(|e| e.to_string())?,
+                };
+                let keep_up = util::dup_above(keep, above).map_err(|e| e.to_string());
+                util::close_raw(keep);
+                let keep = e.insert((keep_up?, unlinked)).0;
+                if let Some(pipe) = rec {
+                    if pipe.capacity != 0 {
+                        util::set_pipe_size(keep, pipe.capacity).map_err(|e| e.to_string())?;
+                    }
+                    util::write_all_raw(keep, &pipe.data).map_err(|e| e.to_string())?;
                 }
-                util::write_all_raw(keep, &pipe.data).map_err(|e| e.to_string())?;
+                (keep, unlinked)
             }
-        }
+        };
+        let path = if unlinked {
+            format!("/proc/self/fd/{keep}")
+        } else {
+            fd.path.clone()
+        };
         let mode = fd.flags as i32 & libc::O_ACCMODE;
-        util::open_raw(&fd.path, mode | libc::O_NONBLOCK | libc::O_NOCTTY)
-            .map_err(|e| e.to_string())
+        util::open_raw(&path, mode | libc::O_NONBLOCK | libc::O_NOCTTY).map_err(|e| e.to_string())
     }
 
     /// Drops the read-write descriptors.
     pub fn close(&mut self) {
-        for fd in std::mem::take(&mut self.0).into_values() {
+        for (fd, _) in std::mem::take(&mut self.0).into_values() {
             util::close_raw(fd);
         }
     }
+}
+
+/// A new FIFO in place of the unlinked one that was at `path`, with
+/// permission bits `mode`, opened read-write (non-blocking) and unlinked
+/// again; see the module doc for where it is made.
+fn make_unlinked(path: &str, mode: u32) -> Result<RawFd, String> {
+    let perm = nix::sys::stat::Mode::from_bits_truncate(mode & 0o7777);
+    let beside = format!("{path}.stasis-{}", std::process::id());
+    let mut why = String::new();
+    for name in [path, beside.as_str()] {
+        match nix::unistd::mkfifo(name, perm) {
+            Ok(()) => {}
+            Err(e) => {
+                why = format!("{name}: {e}");
+                if e == nix::errno::Errno::EEXIST {
+                    continue;
+                }
+                break;
+            }
+        }
+        if name != path {
+            tracing::warn!("{path} is taken; the unlinked FIFO that was there is made as {name}");
+        }
+        let fd = util::open_raw(name, libc::O_RDWR | libc::O_NONBLOCK);
+        let _ = std::fs::remove_file(name);
+        let fd = fd.map_err(|e| format!("cannot open the FIFO made at {name}: {e}"))?;
+        // mkfifo's bits went through our umask.
+        use std::os::unix::fs::PermissionsExt;
+        let perms = std::fs::Permissions::from_mode(mode & 0o7777);
+        if let Err(e) = std::fs::set_permissions(format!("/proc/self/fd/{fd}"), perms) {
+            util::close_raw(fd);
+            return Err(format!(
+                "cannot set the mode of the FIFO made at {name}: {e}"
+            ));
+        }
+        return Ok(fd);
+    }
+    // Both names taken, or no directory: a pipe behaves the same.
+    tracing::warn!("cannot make the unlinked FIFO {path} again ({why}); a pipe takes its place");
+    let (r, w) = util::pipe_raw().map_err(|e| e.to_string())?;
+    let rw = util::open_raw(
+        &format!("/proc/self/fd/{r}"),
+        libc::O_RDWR | libc::O_NONBLOCK,
+    );
+    util::close_raw(r);
+    util::close_raw(w);
+    rw.map_err(|e| format!("cannot make a pipe in place of the FIFO {path}: {e}"))
 }

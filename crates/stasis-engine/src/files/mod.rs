@@ -17,12 +17,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 
 use stasis_image::{Fd, FdKind, Pipe, Process};
-use stasis_sys::{pidfd as syspidfd, util, RemoteFd};
+use stasis_sys::util;
 
-use crate::error::{DumpError, RestoreError, SysCtx};
+use crate::error::{DumpError, RestoreError};
 use crate::procfs;
 
 pub mod epoll;
@@ -33,6 +32,7 @@ pub mod inotify;
 pub mod locks;
 pub mod mqueue;
 pub mod pidfd;
+pub mod pipe;
 pub mod pty;
 pub mod signalfd;
 mod table;
@@ -240,14 +240,15 @@ impl FileTable {
             fd.path = String::new();
             fd.pipe_ino = ino;
             let mode = fd.flags as i32 & libc::O_ACCMODE;
-            if mode == libc::O_RDWR {
-                return Err(refuse(
-                    "a pipe opened read-write, which stasis cannot restore yet",
-                ));
+            // A read-write description (an open of /proc/PID/fd/N) is
+            // both a reader and a writer.
+            let modes = self.pipe_modes.entry(ino).or_default();
+            match mode {
+                libc::O_RDWR => modes.extend([libc::O_RDONLY, libc::O_WRONLY]),
+                m => _ = modes.insert(m),
             }
-            self.pipe_modes.entry(ino).or_default().insert(mode);
             if let std::collections::btree_map::Entry::Vacant(e) = self.pipes.entry(ino) {
-                e.insert(dump_pipe(pid, n, mode, ino)?);
+                e.insert(pipe::dump(pid, n, mode, ino)?);
             }
             return Ok(());
         }
@@ -316,6 +317,12 @@ impl FileTable {
             return mqueue::dump(pid, fd, link, &st).map_err(|what| refuse(&what));
         }
         if link.starts_with("/memfd:") || link.ends_with(stasis_proc::maps::DELETED_SUFFIX) {
+            // An unlinked FIFO has a pipe, not contents: never open it as
+            // a file (an open for reading waits for a writer).
+            let st = procfs::stat(pid, &format!("fd/{n}"))?;
+            if st.st_mode & libc::S_IFMT == libc::S_IFIFO {
+                return self.describe_fifo(pid, fd, link, &st);
+            }
             fd.kind = FdKind::Unlinked as i32;
             fd.object_id = self.objects.add(pid, &format!("fd/{n}"), link, fd.flags)?;
             fd.path = link
@@ -361,24 +368,49 @@ impl FileTable {
                     "the device {link}, which stasis cannot checkpoint yet"
                 )))
             }
-            libc::S_IFIFO => {
-                let id = unlinked::object_id(&st);
-                fifo::describe(fd, id);
-                if let std::collections::btree_map::Entry::Vacant(e) = self.pipes.entry(id) {
-                    let mode = fd.flags as i32 & libc::O_ACCMODE;
-                    e.insert(Pipe {
-                        fifo: true,
-                        ..dump_pipe(pid, n, mode, id)?
-                    });
-                }
-                self.fifos.insert(link.to_string(), id);
-            }
+            libc::S_IFIFO => return self.describe_fifo(pid, fd, link, &st),
             _ => {
                 return Err(refuse(&format!(
                     "{link}, a file type stasis cannot checkpoint yet"
                 )))
             }
         }
+        Ok(())
+    }
+
+    /// Fills in FIFO fd `fd` of `pid`, whose link is `link` and inode
+    /// `st`, and copies its buffered bytes the first time.
+    fn describe_fifo(
+        &mut self,
+        pid: i32,
+        fd: &mut Fd,
+        link: &str,
+        st: &libc::stat,
+    ) -> Result<(), DumpError> {
+        let n = fd.fd;
+        let name = link.strip_suffix(stasis_proc::maps::DELETED_SUFFIX);
+        if name.is_some() && st.st_nlink > 0 {
+            return Err(DumpError::Refused {
+                pid,
+                what: format!(
+                    "fd {n} is the FIFO {link}, unlinked but still linked under another name, which stasis cannot restore"
+                ),
+            });
+        }
+        fd.path = name.unwrap_or(link).to_string();
+        fd.file = Some(procfs::file_id(st));
+        let id = unlinked::object_id(st);
+        fifo::describe(fd, id);
+        if let std::collections::btree_map::Entry::Vacant(e) = self.pipes.entry(id) {
+            let mode = fd.flags as i32 & libc::O_ACCMODE;
+            e.insert(Pipe {
+                fifo: true,
+                unlinked: name.is_some(),
+                mode: st.st_mode & 0o7777,
+                ..pipe::dump(pid, n, mode, id)?
+            });
+        }
+        self.fifos.insert(link.to_string(), id);
         Ok(())
     }
 
@@ -497,43 +529,6 @@ impl FileTable {
     }
 }
 
-/// Copies a pipe's buffered bytes without consuming them.
-fn dump_pipe(pid: i32, fd: i32, mode: i32, ino: u64) -> Result<Pipe, DumpError> {
-    let ours = if mode != libc::O_WRONLY {
-        syspidfd::copy_of(pid, RemoteFd(fd)).dump_ctx(pid, "pidfd_getfd")?
-    } else {
-        // Only the write end is here: open a read end of the same pipe.
-        let path = format!("/proc/{pid}/fd/{fd}");
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&path)
-            .map_err(|e| procfs::io_err(pid, path, e))?
-            .into()
-    };
-    let capacity = util::pipe_size(ours.as_raw_fd()).dump_ctx(pid, "pipe size")?;
-    let (r, w) = util::pipe().dump_ctx(pid, "pipe")?;
-    util::set_pipe_size(w.as_raw_fd(), capacity).map_err(|e| DumpError::Refused {
-        pid,
-        what: format!(
-            "fd {fd} is a pipe of {capacity} bytes, larger than stasis can copy ({e}); raise fs.pipe-max-size"
-        ),
-    })?;
-    let n =
-        util::tee(ours.as_raw_fd(), w.as_raw_fd(), capacity as usize).dump_ctx(pid, "tee pipe")?;
-    let mut data = vec![0u8; n];
-    let mut got = 0;
-    while got < n {
-        got += util::read_raw(r.as_raw_fd(), &mut data[got..]).dump_ctx(pid, "read pipe copy")?;
-    }
-    Ok(Pipe {
-        ino,
-        capacity,
-        data,
-        fifo: false,
-    })
-}
-
 /// A process outside `tree` holding one of the pipes `want` (link text ->
 /// inode), if any.
 fn find_outside_holder(tree: &[i32], want: &BTreeMap<String, u64>) -> Option<(i32, u64)> {
@@ -560,13 +555,13 @@ fn find_outside_holder(tree: &[i32], want: &BTreeMap<String, u64>) -> Option<(i3
 
 /// Checks, before anything is created, that every file an fd needs is
 /// there and unchanged (see the module doc).
-pub fn check_files(p: &Process) -> Result<(), RestoreError> {
+pub fn check_files(p: &Process, pipes: &[Pipe]) -> Result<(), RestoreError> {
     unix::check_paths(p)?;
     locks::check(p)?;
     for fd in &p.fds {
         let kind = FdKind::try_from(fd.kind).unwrap_or(FdKind::Regular);
         match kind {
-            FdKind::Fifo => fifo::check(p, fd)?,
+            FdKind::Fifo => fifo::check(p, fd, pipes)?,
             FdKind::Inotify => inotify::check(p, fd)?,
             FdKind::Fanotify => fanotify::check(p, fd)?,
             _ => {}

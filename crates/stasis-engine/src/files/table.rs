@@ -9,8 +9,8 @@ use stasis_image::{Fd, FdKind, Pipe, Process};
 use stasis_sys::util;
 
 use super::{
-    epoll, eventfd, fanotify, fifo, inotify, locks, mqueue, pty, signalfd, timerfd, unix, unlinked,
-    OPEN_FLAGS, SETFL_FLAGS,
+    epoll, eventfd, fanotify, fifo, inotify, locks, mqueue, pipe, pty, signalfd, timerfd, unix,
+    unlinked, OPEN_FLAGS, SETFL_FLAGS,
 };
 use crate::error::{RestoreError, SysCtx};
 
@@ -92,20 +92,7 @@ impl Descriptions {
             Ok(up)
         };
         // Pass 2: open each description once.
-        let mut ends: BTreeMap<u64, [Option<RawFd>; 2]> = BTreeMap::new();
-        for pipe in pipes.iter().filter(|p| !p.fifo) {
-            let (r, w) = util::pipe_raw().rst_ctx(0, "pipe")?;
-            let (r, w) = (lift(r)?, lift(w)?);
-            let what = |e| RestoreError::Failed {
-                pid: 0,
-                what: format!("pipe:[{}]: {e}", pipe.ino),
-            };
-            if pipe.capacity != 0 {
-                util::set_pipe_size(w, pipe.capacity).map_err(what)?;
-            }
-            util::write_all_raw(w, &pipe.data).map_err(what)?;
-            ends.insert(pipe.ino, [Some(r), Some(w)]);
-        }
+        let mut pipes_made = pipe::Pipes::default();
         let mut opened = Vec::new();
         let mut socks = unix::Sockets::new(procs, &inflight, end);
         let mut sock_at: BTreeMap<u64, RawFd> = BTreeMap::new();
@@ -114,6 +101,15 @@ impl Descriptions {
         let mut ptys = pty::Ptys::default();
         let mut queues = mqueue::Queues::default();
         let result = (|| {
+            for p in pipes.iter().filter(|p| !p.fifo) {
+                let lift = |fd| lift(fd).map_err(|e| e.to_string());
+                pipes_made
+                    .create(p, lift)
+                    .map_err(|e| RestoreError::Failed {
+                        pid: 0,
+                        what: format!("pipe:[{}]: {e}", p.ino),
+                    })?;
+            }
             ptys.open_all(procs, end)
                 .map_err(|what| RestoreError::Failed { pid: 0, what })?;
             for (at, pid, fd) in keys.values() {
@@ -124,29 +120,10 @@ impl Descriptions {
                 };
                 let kind = FdKind::try_from(fd.kind).unwrap_or(FdKind::Regular);
                 let src = match kind {
-                    FdKind::Pipe => {
-                        let read = fd.flags as i32 & libc::O_ACCMODE == libc::O_RDONLY;
-                        let e = ends
-                            .get_mut(&fd.pipe_ino)
-                            .ok_or_else(|| RestoreError::Failed {
-                                pid: *pid as i32,
-                                what: format!(
-                                    "fd {}: pipe:[{}] missing from the image",
-                                    fd.fd, fd.pipe_ino
-                                ),
-                            })?;
-                        let end = &mut e[usize::from(!read)];
-                        match end.take() {
-                            Some(x) => x,
-                            None => {
-                                // A second description of the same end.
-                                let other = e[0].or(e[1]).expect("pipe end");
-                                let mode = if read { libc::O_RDONLY } else { libc::O_WRONLY };
-                                util::open_raw(&format!("/proc/self/fd/{other}"), mode)
-                                    .map_err(what)?
-                            }
-                        }
-                    }
+                    FdKind::Pipe => pipes_made.open(fd, end).map_err(|e| RestoreError::Failed {
+                        pid: *pid as i32,
+                        what: format!("fd {}: {e}", fd.fd),
+                    })?,
                     FdKind::Tty => {
                         let path = tty.ok_or_else(|| RestoreError::Refused(format!(
                             "pid {pid} fd {} was the terminal {}; restore has no terminal to give it (run from a terminal with --shell-job)",
@@ -160,7 +137,14 @@ impl Descriptions {
                     FdKind::TimerFd => timerfd::open(fd).map_err(what)?,
                     FdKind::Epoll => epoll::open(fd).map_err(what)?,
                     FdKind::PidFd | FdKind::IoUring => {
-                        unreachable!("made by the process itself, left out of the table")
+                        // Only in flight: the process makes its own.
+                        return Err(RestoreError::Failed {
+                            pid: *pid as i32,
+                            what: format!(
+                                "fd {}: a {kind:?} in flight in a unix socket, which the image cannot hold",
+                                fd.fd
+                            ),
+                        });
                     }
                     FdKind::Fanotify => fanotify::open(fd).map_err(|e| RestoreError::Failed {
                         pid: *pid as i32,
@@ -247,11 +231,9 @@ impl Descriptions {
         fifos.close();
         queues.close();
         ptys.close(procs);
-        // Pipe ends no fd uses are not needed (a pipe whose reader had
-        // gone stays without one).
-        for e in ends.values().flatten().flatten() {
-            util::close_raw(*e);
-        }
+        // The restorer's own pipe ends (a pipe whose reader had gone
+        // stays without one).
+        pipes_made.close();
         if let Err(e) = result {
             for fd in opened {
                 util::close_raw(fd);

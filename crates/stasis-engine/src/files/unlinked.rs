@@ -43,16 +43,28 @@ pub fn object_id(st: &libc::stat) -> u64 {
 /// no contents yet (see [`needs_contents`]).
 pub fn describe(pid: i32, rel: &str, link: &str) -> Result<PageMap, DumpError> {
     let path = format!("/proc/{pid}/{rel}");
-    let f = File::open(&path).map_err(|e| procfs::io_err(pid, path.clone(), e))?;
-    let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&f))
-        .map_err(|e| procfs::io_err(pid, path.clone(), e.into()))?;
     let name = link.strip_suffix(DELETED_SUFFIX).unwrap_or(link);
-    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+    // Checked before opening: an open of a special file can wait (a FIFO
+    // for its writer, a device for its carrier).
+    if procfs::stat(pid, rel)?.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(DumpError::Refused {
             pid,
             what: format!(
                 "{rel} is the deleted special file {name}, which stasis cannot checkpoint"
             ),
+        });
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&path)
+        .map_err(|e| procfs::io_err(pid, path.clone(), e))?;
+    let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&f))
+        .map_err(|e| procfs::io_err(pid, path.clone(), e.into()))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(DumpError::Refused {
+            pid,
+            what: format!("{rel} ({name}) changed into a special file while being dumped"),
         });
     }
     let mut m = PageMap {

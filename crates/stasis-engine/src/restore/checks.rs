@@ -79,7 +79,7 @@ pub fn validate(image: &Image, opts: &RestoreOptions) -> Result<(), RestoreError
                 ));
             }
         }
-        files::check_files(p)?;
+        files::check_files(p, &image.pipes)?;
         for v in &p.vmas {
             // Unlinked files come from the image.
             if v.kind != VmaKind::File as i32 || v.shmem_id != 0 {

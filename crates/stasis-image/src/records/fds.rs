@@ -13,7 +13,8 @@ pub enum FdKind {
     CharDev = 2,
     /// A terminal; needs --shell-job.
     Tty = 3,
-    /// One end of a pipe; `pipe_ino` names the `Pipe` record.
+    /// An open file description of a pipe (either end, or both: O_RDWR);
+    /// `pipe_ino` names the `Pipe` record.
     Pipe = 4,
     /// eventfd(2); state in `Fd::eventfd`.
     EventFd = 5,
@@ -30,7 +31,7 @@ pub enum FdKind {
     /// [`PageMap`] with that `shmem_id`), reopened with the fd's flags.
     Unlinked = 10,
     /// A FIFO at `path`; `pipe_ino` names the `Pipe` record (with `fifo`
-    /// set) holding its buffered bytes.
+    /// set) holding its buffered bytes (and whether the name was unlinked).
     Fifo = 11,
     /// pidfd_open(2) of the process `Fd::pidfd_pid` (a pid of the image).
     PidFd = 12,
@@ -422,4 +423,12 @@ pub struct Pipe {
     /// and restore reopens the FIFO by path instead of creating a pipe.
     #[prost(bool, tag = "4")]
     pub fifo: bool,
+    /// For a FIFO: its name was unlinked while it was open (the fds' `path`
+    /// is the old name). Restore makes a FIFO there again, opens it and
+    /// unlinks the name.
+    #[prost(bool, tag = "5")]
+    pub unlinked: bool,
+    /// For an unlinked FIFO: its permission bits.
+    #[prost(uint32, tag = "6")]
+    pub mode: u32,
 }

@@ -147,7 +147,7 @@ pub fn sample_image() -> Image {
             ino: 777,
             capacity: 65536,
             data: b"hello".to_vec(),
-            fifo: false,
+            ..Default::default()
         }],
     }
 }
