@@ -8,11 +8,47 @@ use crate::RemoteAddr;
 const IOV_MAX: usize = 1024;
 
 /// Reads the remote ranges `(addr, len)` back to back into `buf`, whose
-/// length must be the sum of the lengths. Short reads are an error: the
-/// caller asked for pages it knows are mapped.
+/// length must be the sum of the lengths. Short reads are an error, which
+/// names the first address that could not be read: the caller asked for
+/// pages it knows are mapped and readable.
 pub fn read_ranges(pid: i32, ranges: &[(RemoteAddr, usize)], buf: &mut [u8]) -> Result<()> {
+    let n = read_ranges_partial(pid, ranges, buf)?;
+    if n == buf.len() {
+        return Ok(());
+    }
+    let at = addr_at(ranges, n).map_or(0, |a| a.0);
+    Err(SysError::Call {
+        call: "process_vm_readv",
+        what: format!("pid {pid} at {at:#x} (not mapped, or not readable)"),
+        errno: libc::EFAULT,
+    })
+}
+
+/// Like [`read_ranges`], but a page that cannot be read ends the read
+/// instead of failing it: returns how many bytes were read, which is less
+/// than `buf.len()` only if the byte after them could not be read (not
+/// mapped, or mapped without read access, such as PROT_NONE). Other
+/// failures (the process is gone, no permission) are errors.
+///
+/// process_vm_readv(2) stops at the first page it cannot read and returns
+/// a short count (inside an iovec, despite what the man page says), or
+/// EFAULT if it read nothing at all.
+pub fn read_ranges_partial(
+    pid: i32,
+    ranges: &[(RemoteAddr, usize)],
+    buf: &mut [u8],
+) -> Result<usize> {
     let total: usize = ranges.iter().map(|r| r.1).sum();
-    assert_eq!(total, buf.len(), "buffer must match the ranges");
+    if total != buf.len() {
+        return Err(SysError::Call {
+            call: "process_vm_readv",
+            what: format!(
+                "pid {pid}: {total} bytes of ranges into a buffer of {}",
+                buf.len()
+            ),
+            errno: libc::EINVAL,
+        });
+    }
     let mut done = 0usize;
     for chunk in ranges.chunks(IOV_MAX) {
         let len: usize = chunk.iter().map(|r| r.1).sum();
@@ -36,23 +72,34 @@ pub fn read_ranges(pid: i32, ranges: &[(RemoteAddr, usize)], buf: &mut [u8]) -> 
             // `len - got` bytes; the remote iovecs are only read by the kernel
             // and describe the other process's memory, never ours.
             let n = unsafe { libc::process_vm_readv(pid, &local, 1, rv.as_ptr(), nr, 0) };
+            if (n < 0 && crate::errno() == libc::EFAULT) || n == 0 {
+                // `local` is ours and valid: the remote page at `got` is
+                // the one that cannot be read.
+                return Ok(done + got);
+            }
             if n < 0 {
+                let at = addr_at(chunk, got).map_or(0, |a| a.0);
                 return Err(SysError::last(
                     "process_vm_readv",
-                    format!("pid {pid} at {:#x}", chunk[0].0 .0),
+                    format!("pid {pid} at {at:#x}"),
                 ));
-            }
-            if n == 0 {
-                return Err(SysError::Tracee {
-                    tid: pid,
-                    what: format!("short read of memory near {:#x}", chunk[0].0 .0),
-                });
             }
             got += n as usize;
         }
         done += len;
     }
-    Ok(())
+    Ok(done)
+}
+
+/// The remote address `off` bytes into the ranges laid back to back.
+fn addr_at(ranges: &[(RemoteAddr, usize)], mut off: usize) -> Option<RemoteAddr> {
+    for &(a, l) in ranges {
+        if off < l {
+            return Some(RemoteAddr(a.0 + off as u64));
+        }
+        off -= l;
+    }
+    None
 }
 
 /// Reads `buf.len()` bytes at `addr`.
@@ -141,5 +188,94 @@ impl ProcMem {
                 what: format!("/proc/{}/mem at {:#x}", self.pid, addr.0),
                 errno: e.raw_os_error().unwrap_or(libc::EIO),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three pages of our own, all written with 0xab, then the middle one
+    /// made PROT_NONE. Unmapped on drop.
+    struct Holed(*mut libc::c_void);
+
+    impl Holed {
+        fn new() -> Holed {
+            // SAFETY: a fresh private anonymous mapping; nothing else uses it.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    3 * 4096,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            assert_ne!(p, libc::MAP_FAILED);
+            // SAFETY: `p` maps 3 writable pages.
+            unsafe { std::ptr::write_bytes(p.cast::<u8>(), 0xab, 3 * 4096) };
+            // SAFETY: the middle page of our mapping, which nothing borrows.
+            let r = unsafe { libc::mprotect(p.cast::<u8>().add(4096).cast(), 4096, 0) };
+            assert_eq!(r, 0);
+            Holed(p)
+        }
+
+        fn addr(&self, page: u64) -> RemoteAddr {
+            RemoteAddr(self.0 as u64 + page * 4096)
+        }
+    }
+
+    impl Drop for Holed {
+        fn drop(&mut self) {
+            // SAFETY: unmaps the mapping made in `new`, no longer used.
+            unsafe { libc::munmap(self.0, 3 * 4096) };
+        }
+    }
+
+    #[test]
+    fn partial_read_stops_at_the_unreadable_page() {
+        let h = Holed::new();
+        let me = std::process::id() as i32;
+        let mut buf = vec![0u8; 3 * 4096];
+        let n = read_ranges_partial(me, &[(h.addr(0), 3 * 4096)], &mut buf).unwrap();
+        assert_eq!(n, 4096);
+        assert!(buf[..4096].iter().all(|&b| b == 0xab));
+        // Starting on the hole reads nothing.
+        let n = read_ranges_partial(me, &[(h.addr(1), 2 * 4096)], &mut buf[..8192]).unwrap();
+        assert_eq!(n, 0);
+        // Across iovecs: the first is read, the second stops at once.
+        let ranges = [(h.addr(2), 4096), (h.addr(1), 4096)];
+        let n = read_ranges_partial(me, &ranges, &mut buf[..8192]).unwrap();
+        assert_eq!(n, 4096);
+    }
+
+    #[test]
+    fn short_read_names_the_unreadable_address() {
+        let h = Holed::new();
+        let me = std::process::id() as i32;
+        let mut buf = vec![0u8; 3 * 4096];
+        let e = read_ranges(me, &[(h.addr(0), 3 * 4096)], &mut buf).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EFAULT));
+        let want = format!("{:#x}", h.addr(1).0);
+        assert!(e.to_string().contains(&want), "{e}");
+    }
+
+    #[test]
+    fn mismatched_buffer_is_an_error() {
+        let me = std::process::id() as i32;
+        let mut buf = [0u8; 8];
+        let x = 0u64;
+        let r = read_ranges(me, &[(RemoteAddr(&x as *const u64 as u64), 4)], &mut buf);
+        assert_eq!(r.unwrap_err().errno(), Some(libc::EINVAL));
+    }
+
+    #[test]
+    fn proc_mem_reads_prot_none_pages() {
+        let h = Holed::new();
+        let m = ProcMem::open(std::process::id() as i32).unwrap();
+        let mut buf = vec![0u8; 3 * 4096];
+        m.read(h.addr(0), &mut buf).unwrap();
+        assert!(buf.iter().all(|&b| b == 0xab));
     }
 }

@@ -26,6 +26,11 @@ fn plain_mem() {
 }
 
 #[test]
+fn plain_mem_holes() {
+    plain_run("mem_holes", Spawn::default());
+}
+
+#[test]
 fn plain_memfile() {
     plain_run("memfile", Spawn::default());
 }
@@ -62,6 +67,17 @@ fn cr_mem() {
         return;
     }
     cr_all_modes("mem", Spawn::default());
+}
+
+/// 64 MiB of per-page patterns with 512 single-page holes that lost read
+/// access (PROT_NONE, execute-only): their contents must survive too.
+/// `mem_holes 512 512` is the original report (512 MiB).
+#[test]
+fn cr_mem_holes() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("mem_holes", Spawn::default());
 }
 
 #[test]

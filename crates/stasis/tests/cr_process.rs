@@ -32,6 +32,13 @@ fn nonroot() -> Spawn {
     }
 }
 
+fn held() -> Spawn {
+    Spawn {
+        args: vec!["held".to_string()],
+        ..Default::default()
+    }
+}
+
 fn nnp() -> Spawn {
     Spawn {
         args: vec!["nnp".to_string()],
@@ -56,6 +63,16 @@ fn plain_signals() {
 #[test]
 fn plain_timers() {
     plain("timers", Spawn::default());
+}
+
+#[test]
+fn plain_timers_fire() {
+    plain("timers_fire", Spawn::default());
+}
+
+#[test]
+fn plain_timers_fire_held() {
+    plain("timers_fire", held());
 }
 
 #[test]
@@ -103,6 +120,28 @@ fn cr_timers() {
         return;
     }
     cr_all_modes("timers", Spawn::default());
+}
+
+/// Periodic timers (ITIMER_REAL, POSIX, timerfd: 20 ms) expire while the
+/// dump holds the process frozen: they must keep firing after restore,
+/// and in the original after `--leave-running`.
+#[test]
+fn cr_timers_fire() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("timers_fire", Spawn::default());
+}
+
+/// [`cr_timers_fire`] with SIGALRM and SIGRTMIN+1 blocked by the process
+/// itself since before READY: the timers have certainly expired, their
+/// signals pending, when the dump starts.
+#[test]
+fn cr_timers_fire_held() {
+    if !require_root() {
+        return;
+    }
+    cr_all_modes("timers_fire", held());
 }
 
 #[test]

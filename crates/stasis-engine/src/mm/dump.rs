@@ -260,10 +260,22 @@ pub fn find_syscall_insn(pid: i32, vmas: &[Vma]) -> Result<(RemoteAddr, u64), Du
 struct Extent {
     vaddr: u64,
     len: u64,
-    /// Pages not known to be mapped only here (COW-shared with another
-    /// process, or swapped): read through [`ProcMem`], which keeps the
-    /// sharing, instead of process_vm_readv, which would break it.
-    shared: bool,
+    via: Via,
+}
+
+/// How an [`Extent`] is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// process_vm_readv: the fast way, for pages mapped only here in a
+    /// VMA with read access.
+    VmReadv,
+    /// `/proc/PID/mem` ([`ProcMem`]). For pages not known to be mapped
+    /// only here (COW-shared with another process, or swapped), whose
+    /// sharing process_vm_readv would break; and for pages of a VMA
+    /// without read access (PROT_NONE or execute-only after mprotect),
+    /// which process_vm_readv cannot read but `/proc/PID/mem` can
+    /// (FOLL_FORCE).
+    ProcMem,
 }
 
 /// Dumps every page that restore needs. Returns the runs and bytes written.
@@ -358,6 +370,7 @@ fn scan_pagemap(
     scan: &mut Scan<'_>,
 ) -> Result<(), DumpError> {
     const CHUNK: u64 = 65536;
+    let readable = v.prot & libc::PROT_READ as u32 != 0;
     let npages = (v.end - v.start) / PAGE;
     let mut buf = vec![0u8; (CHUNK * 8) as usize];
     let mut i = 0;
@@ -398,15 +411,19 @@ fn scan_pagemap(
                 scan.new.push((addr, e.pfn()));
             }
             if wanted {
-                let shared = !(e.present() && e.exclusive());
+                let via = if readable && e.present() && e.exclusive() {
+                    Via::VmReadv
+                } else {
+                    Via::ProcMem
+                };
                 match out.last_mut() {
-                    Some(last) if last.vaddr + last.len == addr && last.shared == shared => {
+                    Some(last) if last.vaddr + last.len == addr && last.via == via => {
                         last.len += PAGE
                     }
                     _ => out.push(Extent {
                         vaddr: addr,
                         len: PAGE,
-                        shared,
+                        via,
                     }),
                 }
             }
@@ -438,7 +455,7 @@ fn copy_private(
             cur.push(Extent {
                 vaddr: e.vaddr,
                 len: take,
-                shared: e.shared,
+                via: e.via,
             });
             cur_len += take;
             e.vaddr += take;
@@ -485,8 +502,8 @@ fn copy_private(
 }
 
 /// Reads the extents of one batch back to back into `buf`: runs of
-/// exclusive pages with one process_vm_readv, shared ones through
-/// `/proc/PID/mem` (opened on first use).
+/// [`Via::VmReadv`] extents with one process_vm_readv, the others through
+/// `/proc/PID/mem`.
 fn read_batch(
     pid: i32,
     batch: &[Extent],
@@ -494,28 +511,86 @@ fn read_batch(
     proc_mem: &mut Option<ProcMem>,
 ) -> Result<(), DumpError> {
     let mut off = 0usize;
-    for group in batch.chunk_by(|a, b| a.shared == b.shared) {
+    for group in batch.chunk_by(|a, b| a.via == b.via) {
         let len: usize = group.iter().map(|e| e.len as usize).sum();
         let out = &mut buf[off..off + len];
-        if group[0].shared {
-            if proc_mem.is_none() {
-                *proc_mem = Some(ProcMem::open(pid).dump_ctx(pid, "open memory")?);
-            }
-            let m = proc_mem.as_ref().expect("opened above");
-            let mut at = 0usize;
-            for e in group {
-                m.read(RemoteAddr(e.vaddr), &mut out[at..at + e.len as usize])
-                    .dump_ctx(pid, "read shared memory")?;
-                at += e.len as usize;
-            }
-        } else {
-            let ranges: Vec<(RemoteAddr, usize)> = group
-                .iter()
-                .map(|e| (RemoteAddr(e.vaddr), e.len as usize))
-                .collect();
-            mem::read_ranges(pid, &ranges, out).dump_ctx(pid, "read memory")?;
+        match group[0].via {
+            Via::ProcMem => read_proc_mem(pid, group, out, proc_mem)?,
+            Via::VmReadv => read_vm_readv(pid, group, out, proc_mem)?,
         }
         off += len;
+    }
+    Ok(())
+}
+
+/// Reads `group` through `/proc/PID/mem` (opened on first use).
+fn read_proc_mem(
+    pid: i32,
+    group: &[Extent],
+    out: &mut [u8],
+    proc_mem: &mut Option<ProcMem>,
+) -> Result<(), DumpError> {
+    let m = match proc_mem {
+        Some(m) => m,
+        None => proc_mem.insert(ProcMem::open(pid).dump_ctx(pid, "open memory")?),
+    };
+    let mut at = 0usize;
+    for e in group {
+        m.read(RemoteAddr(e.vaddr), &mut out[at..at + e.len as usize])
+            .dump_ctx(pid, "read memory through /proc/PID/mem")?;
+        at += e.len as usize;
+    }
+    Ok(())
+}
+
+/// Reads `group` with process_vm_readv. A page it cannot read after all
+/// (the VMA flags said readable) ends that call: the rest of its extent
+/// is read through `/proc/PID/mem`, which can read any page the process
+/// has, and process_vm_readv goes on with the next extent.
+fn read_vm_readv(
+    pid: i32,
+    group: &[Extent],
+    out: &mut [u8],
+    proc_mem: &mut Option<ProcMem>,
+) -> Result<(), DumpError> {
+    let ranges: Vec<(RemoteAddr, usize)> = group
+        .iter()
+        .map(|e| (RemoteAddr(e.vaddr), e.len as usize))
+        .collect();
+    // Start of each extent in `out`.
+    let starts: Vec<usize> = group
+        .iter()
+        .scan(0usize, |at, e| {
+            let s = *at;
+            *at += e.len as usize;
+            Some(s)
+        })
+        .collect();
+    let mut i = 0; // first extent not fully read
+    let mut done = 0; // bytes of `out` read
+    while i < group.len() {
+        let n = mem::read_ranges_partial(pid, &ranges[i..], &mut out[done..])
+            .dump_ctx(pid, "read memory")?;
+        done += n;
+        if done == out.len() {
+            break;
+        }
+        // Extent holding the byte that could not be read.
+        i = starts.partition_point(|&s| s <= done) - 1;
+        let end = starts[i] + group[i].len as usize;
+        let rest = Extent {
+            vaddr: group[i].vaddr + (done - starts[i]) as u64,
+            len: (end - done) as u64,
+            via: Via::ProcMem,
+        };
+        tracing::debug!(
+            pid,
+            addr = rest.vaddr,
+            "process_vm_readv cannot read this page; reading through /proc/PID/mem"
+        );
+        read_proc_mem(pid, &[rest], &mut out[done..end], proc_mem)?;
+        done = end;
+        i += 1;
     }
     Ok(())
 }

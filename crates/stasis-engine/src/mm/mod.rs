@@ -5,6 +5,10 @@
 //! untouched after restore); the anonymous (COW) copies inside private
 //! file mappings; and the populated extents of shared anonymous memory.
 //! Clean file pages are never dumped: files are mapped again at restore.
+//! Pages of a VMA without read access (PROT_NONE or execute-only after an
+//! mprotect) hold data all the same: they are dumped too, read through
+//! `/proc/PID/mem` (process_vm_readv cannot read them), and restore
+//! fills them before it sets the final protections.
 //!
 //! System V shared memory segments are attached again with shmat(2) at
 //! their addresses (their contents belong to [`crate::ipc`], which keeps

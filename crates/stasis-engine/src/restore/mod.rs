@@ -747,7 +747,7 @@ fn restore_process(
     mm::restore::set_mm(t, p, exe_fd)?;
     files::uring::restore(t, p)?;
     signals::restore_sigactions(t, &p.sigactions)?;
-    timers::restore_itimers(t, &p.itimers)?;
+    timers::restore_itimers(t, &p.itimers, timers::sigalrm_pending(p))?;
     threads::create_threads(t, &p.threads)?;
     // After the threads: a timer may notify one of them (SIGEV_THREAD_ID).
     timers::restore_posix_timers(t, &p.posix_timers)?;
