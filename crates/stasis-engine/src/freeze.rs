@@ -69,7 +69,12 @@ impl Frozen {
             }
             for tid in new {
                 seen.insert(tid, ());
-                match ptrace::seize(tid, 0) {
+                // TRACESYSGOOD: a syscall stop's code becomes SIGTRAP|0x80,
+                // which is not a signal. Should the dumper die while a
+                // thread sits in one (between remote syscalls), the kernel
+                // "continues it with" that code, and a plain SIGTRAP would
+                // be sent to the thread and kill it.
+                match ptrace::seize(tid, libc::PTRACE_O_TRACESYSGOOD) {
                     Ok(()) => {}
                     Err(e) if e.errno() == Some(libc::ESRCH) => continue,
                     Err(e) if e.errno() == Some(libc::EPERM) => {

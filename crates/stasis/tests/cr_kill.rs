@@ -171,10 +171,19 @@ fn dumper_killed_at_random_moments_tree() {
     dumper_campaign(true)
 }
 
-/// No process of the image exists (`pids` all free or gone).
+/// No process of the image exists (`pids` all free, or zombies of
+/// someone else's).
 fn none_left(pids: &[i32]) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
+        // Processes of a killed restore are our children (the root is made
+        // with CLONE_PARENT, the rest reparented to this subreaper): their
+        // zombies would hold the pids.
+        for &p in pids {
+            let mut st = 0;
+            // SAFETY: waitpid with a valid out-pointer; WNOHANG never blocks.
+            unsafe { libc::waitpid(p, &mut st, libc::WNOHANG | libc::__WALL) };
+        }
         let alive: Vec<i32> = pids
             .iter()
             .copied()
