@@ -97,7 +97,11 @@ impl Frozen {
                 });
                 ptrace::interrupt(tid).dump_ctx(pid, "interrupt")?;
                 let idx = frozen.threads.len() - 1;
-                wait_interrupted(pid, &mut frozen.threads[idx])?;
+                if !wait_interrupted(pid, &mut frozen.threads[idx])? {
+                    // A thread that ended on its way to the stop is no
+                    // longer part of the process.
+                    frozen.threads.pop();
+                }
             }
         }
         // Leader first.
@@ -335,8 +339,9 @@ pub fn list_tids(pid: i32) -> Result<Vec<i32>, DumpError> {
 }
 
 /// Waits for the stop that PTRACE_INTERRUPT causes. A signal-delivery stop
-/// can come first; its signal is held so it is not lost.
-fn wait_interrupted(pid: i32, t: &mut SeizedThread) -> Result<(), DumpError> {
+/// can come first; its signal is held so it is not lost. False if a thread
+/// other than the leader exited instead of stopping.
+fn wait_interrupted(pid: i32, t: &mut SeizedThread) -> Result<bool, DumpError> {
     loop {
         match ptrace::wait(t.tid).dump_ctx(pid, "wait for stop")? {
             Stop::Stopped {
@@ -352,7 +357,7 @@ fn wait_interrupted(pid: i32, t: &mut SeizedThread) -> Result<(), DumpError> {
                         ),
                     });
                 }
-                return Ok(());
+                return Ok(true);
             }
             Stop::Stopped { sig, event: 0 } => {
                 // Signal-delivery stop: keep the signal, then ask again.
@@ -373,6 +378,9 @@ fn wait_interrupted(pid: i32, t: &mut SeizedThread) -> Result<(), DumpError> {
             }
             Stop::Stopped { .. } => {
                 ptrace::cont(t.tid, 0).dump_ctx(pid, "resume to interrupt")?;
+            }
+            Stop::Exited(_) | Stop::Killed(_) if t.tid != pid && t.held_signal.is_none() => {
+                return Ok(false)
             }
             Stop::Exited(_) | Stop::Killed(_) => {
                 return Err(DumpError::Refused {

@@ -8,8 +8,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    dump, plain_run, proc_children, proc_state, require_root, restore, status_field, wait_for,
-    Spawn, Workload,
+    dump, plain_run, proc_children, proc_state, require_root, restore, stasis, status_field,
+    wait_for, Spawn, Workload,
 };
 
 /// Timers firing every millisecond at a glibc SIGEV_THREAD helper (signal
@@ -99,4 +99,71 @@ fn dump_of_a_process_that_does_not_stop_is_a_clear_error() {
     });
     w.terminate_and_verdict()
         .expect("the target after the failed dump");
+}
+
+/// A target that keeps changing (`churn MODE`): each dump either takes a
+/// consistent picture, which restores and passes the workload's checks, or
+/// is refused with one clear line; the original is never harmed.
+fn churn(mode: &str) {
+    if !require_root() {
+        return;
+    }
+    let (mut dumped, mut refused) = (0, 0);
+    for round in 0..8 {
+        let w = Workload::spawn_c(
+            "churn",
+            Spawn {
+                args: vec![mode.into()],
+                ..Default::default()
+            },
+        );
+        let leave = round % 2 == 1;
+        let img = w.dir.join("img");
+        w.processes();
+        let pid = w.pid.to_string();
+        let mut args = vec!["dump", "-t", &pid, "-D", img.to_str().unwrap()];
+        if leave {
+            args.push("-R");
+        }
+        let out = stasis(&args);
+        if out.status.success() {
+            dumped += 1;
+            if !leave {
+                w.wait_gone();
+                restore(&img, &[]);
+            }
+        } else {
+            refused += 1;
+            let err = String::from_utf8_lossy(&out.stderr);
+            let line = err.lines().find(|l| l.starts_with("error:")).unwrap_or("");
+            assert!(
+                line.contains(&format!("pid {}", w.pid)) || line.contains("pid "),
+                "round {round}: a refusal must name the process: {err}"
+            );
+        }
+        if let Err(e) = w.terminate_and_verdict() {
+            panic!("round {round} ({mode}, -R {leave}): {e}");
+        }
+    }
+    eprintln!("churn {mode}: {dumped} dumped and restored, {refused} refused, 0 harmed");
+}
+
+#[test]
+fn churn_fork() {
+    churn("fork")
+}
+
+#[test]
+fn churn_threads() {
+    churn("threads")
+}
+
+#[test]
+fn churn_exec() {
+    churn("exec")
+}
+
+#[test]
+fn churn_mmap() {
+    churn("mmap")
 }
