@@ -12,7 +12,7 @@
 //!
 //! `STASIS_KILL_ROUNDS` sets the rounds per campaign (default 10, as CI
 //! runs it; BENCHMARKS.md gives the figures for 100). Each round's moment
-//! is drawn uniformly over 1.2x the duration of an uninterrupted run,
+//! is drawn uniformly over 1.5x the duration of an uninterrupted run,
 //! measured first; the seed is printed (`STASIS_KILL_SEED` replays it).
 //! Needs root.
 
@@ -105,6 +105,33 @@ fn untouched(w: &Workload) -> Result<(), String> {
     Ok(())
 }
 
+/// State, wait channel and syscall of every thread of the tree, for a
+/// failure message.
+fn thread_states(w: &Workload) -> String {
+    let mut out = String::new();
+    for p in w.processes() {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{}/task", p.pid)) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let d = t.path();
+            let read = |f: &str| fs::read_to_string(d.join(f)).unwrap_or_default();
+            let status = read("status");
+            out.push_str(&format!(
+                "  {}/{}: {} blk {} pnd {} wchan {} syscall {}\n",
+                p.pid,
+                t.file_name().to_string_lossy(),
+                status_field(&status, "State").unwrap_or_default().trim(),
+                status_field(&status, "SigBlk").unwrap_or_default().trim(),
+                status_field(&status, "SigPnd").unwrap_or_default().trim(),
+                read("wchan"),
+                read("syscall").trim(),
+            ));
+        }
+    }
+    out
+}
+
 /// How long an uninterrupted run takes (the fastest of 3).
 fn calibrate(mut run: impl FnMut() -> Duration) -> Duration {
     (0..3).map(|_| run()).min().expect("3 runs")
@@ -137,12 +164,19 @@ fn dumper_campaign(tree: bool) {
         let w = guarded(tree);
         let img = w.dir.join("img");
         let pid = w.pid.to_string();
-        let at = Duration::from_micros(rng.below(full.as_micros() as u64 * 6 / 5));
+        let at = Duration::from_micros(rng.below(full.as_micros() as u64 * 3 / 2));
         let mut s = spawn_stasis(&dump_args(&pid, &img, leave));
         sleep(at);
         let _ = s.kill();
         let st = s.wait().expect("wait stasis");
-        let what = format!("round {round} (-R {leave}, kill at {at:?})");
+        let what = format!(
+            "round {round} (-R {leave}, kill at {at:?}, dump {})",
+            if st.success() {
+                "had finished"
+            } else {
+                "killed"
+            }
+        );
         if st.success() {
             finished += 1;
             if !leave {
@@ -150,8 +184,10 @@ fn dumper_campaign(tree: bool) {
                 restore(&img, &[]);
             }
         }
+        sleep(Duration::from_millis(100));
+        let threads = thread_states(&w);
         if let Err(e) = untouched(&w).and_then(|_| w.terminate_and_verdict()) {
-            panic!("{what}: target harmed: {e}");
+            panic!("{what}: target harmed: {e}\nthreads before SIGTERM:\n{threads}");
         }
         survived += 1;
     }
@@ -229,7 +265,7 @@ fn restorer_campaign(tree: bool) {
     let n = rounds();
     let (mut clean, mut finished) = (0, 0);
     for round in 0..n {
-        let at = Duration::from_micros(rng.below(full.as_micros() as u64 * 6 / 5));
+        let at = Duration::from_micros(rng.below(full.as_micros() as u64 * 3 / 2));
         let mut s = spawn_stasis(&["restore", "-D", img.to_str().unwrap(), "-d"]);
         sleep(at);
         let _ = s.kill();

@@ -146,6 +146,16 @@ static unsigned long long want_mask(long k)
 	return m;
 }
 
+/* True once cond holds, polled for up to 3 s: on two loaded cores a
+ * thread may wait a while for its turn. */
+#define EVENTUALLY(cond)                                                      \
+	({                                                                    \
+		int _ok = 0;                                                  \
+		for (int _i = 0; _i < 300 && !(_ok = (cond)); _i++)           \
+			wl_sleep_ms(10);                                      \
+		_ok;                                                          \
+	})
+
 static void check_all(const char *who)
 {
 	char path[64], now[sizeof(maps_at_ready)];
@@ -154,28 +164,28 @@ static void check_all(const char *who)
 
 	for (int k = 0; k < WORKERS; k++)
 		p0[k] = atomic_load(&progress[k]);
-	wl_sleep_ms(300);
-	CHECK(atomic_load(&ticks) - t0 >= 5, "%s: SIGALRM arrived %ld times in 300 ms (20 ms timer)", who,
-	      atomic_load(&ticks) - t0);
+	CHECK(EVENTUALLY(atomic_load(&ticks) - t0 >= 5),
+	      "%s: SIGALRM arrived %ld times in 3 s (20 ms timer)", who, atomic_load(&ticks) - t0);
 	CHECK(!atomic_load(&bad), "%s: a worker computed a wrong value (registers or FPU changed)", who);
 	for (int k = 0; k < WORKERS; k++) {
-		CHECK(atomic_load(&progress[k]) > p0[k], "%s: worker %d made no progress", who, k);
+		CHECK(EVENTUALLY(atomic_load(&progress[k]) > p0[k]), "%s: worker %d made no progress in 3 s",
+		      who, k);
 		snprintf(path, sizeof(path), "/proc/self/task/%d/status", tids[k]);
 		masks[k] = status_hex(path, "SigBlk:");
 		CHECK(masks[k] == want_mask(k), "%s: worker %d mask %llx, want %llx", who, k, masks[k],
 		      want_mask(k));
-		CHECK(status_hex(path, "SigPnd:") == 0, "%s: worker %d has pending signals %llx", who, k,
-		      status_hex(path, "SigPnd:"));
+		/* A signal may be pending for a moment; one left pending stays. */
+		CHECK(EVENTUALLY(status_hex(path, "SigPnd:") == 0), "%s: worker %d keeps pending signals %llx",
+		      who, k, status_hex(path, "SigPnd:"));
 	}
 	main_mask = status_hex("/proc/self/status", "SigBlk:");
 	CHECK(main_mask == 0, "%s: main thread mask %llx", who, main_mask);
-	CHECK(status_hex("/proc/self/status", "ShdPnd:") == 0, "%s: process-wide pending %llx", who,
-	      status_hex("/proc/self/status", "ShdPnd:"));
+	CHECK(EVENTUALLY(status_hex("/proc/self/status", "ShdPnd:") == 0),
+	      "%s: process-wide pending signals stay: %llx", who, status_hex("/proc/self/status", "ShdPnd:"));
 	long u = atomic_load(&usr1);
 	kill(getpid(), SIGUSR1);
-	for (int i = 0; i < 100 && atomic_load(&usr1) == u; i++)
-		wl_sleep_ms(5);
-	CHECK(atomic_load(&usr1) == u + 1, "%s: SIGUSR1 handler ran %ld times", who, atomic_load(&usr1) - u);
+	CHECK(EVENTUALLY(atomic_load(&usr1) != u) && atomic_load(&usr1) == u + 1,
+	      "%s: SIGUSR1 handler ran %ld times", who, atomic_load(&usr1) - u);
 	read_file("/proc/self/maps", now, sizeof(now));
 	CHECK(!strcmp(now, maps_at_ready), "%s: mappings changed:\n--- at READY\n%s--- now\n%s", who,
 	      maps_at_ready, now);
