@@ -198,11 +198,7 @@ pub fn dump(
     if !Path::new(&format!("/proc/{pid}")).exists() {
         return Err(DumpError::NoSuchProcess(pid));
     }
-    std::fs::create_dir_all(dir).map_err(|source| DumpError::Io {
-        pid,
-        path: dir.display().to_string(),
-        source,
-    })?;
+    create_image_dir(dir)?;
     // A root that is PID 1 of its own namespace takes the namespace along;
     // so does the root of a tree an earlier `restore --pidns` made (its
     // parent is that restore's init, which is not dumped).
@@ -329,6 +325,7 @@ pub fn dump(
     if fault_point("dump-before-write") {
         return Err(DumpError::Injected("dump-before-write"));
     }
+    let pages_file = pages.name();
     let pages_size = pages.finish()?;
     let xstate_size = processes[0]
         .threads
@@ -355,12 +352,13 @@ pub fn dump(
             pages_file_size: pages_size,
             xcr0: 0,
             ipc: ipc_ns,
+            pages_file: pages_file.into(),
         },
         pagemaps,
         processes,
         pipes,
     };
-    img::write_core(dir, &image)?;
+    commit_image(dir, &image)?;
     let live: Vec<&Process> = image.processes.iter().filter(|p| !p.zombie).collect();
     let report = DumpReport {
         pid,
@@ -378,6 +376,50 @@ pub fn dump(
         total_ms: t0.elapsed().as_secs_f64() * 1e3,
         ..report
     })
+}
+
+/// Creates the image directory `dir` with mode 0700 if it does not exist
+/// (its parents with the usual mode): an image holds the tree's memory.
+/// An existing directory is used as it is, as CRIU does.
+fn create_image_dir(dir: &Path) -> Result<(), DumpError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let err = |source| DumpError::ImageDir {
+        path: dir.display().to_string(),
+        source,
+    };
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        r => r.map_err(err),
+    }
+}
+
+/// Writes `core.img`, the commit point (see `stasis_image::store`): until
+/// it is renamed into place, the directory still holds its previous image
+/// whole. On failure the pages file just written for `image` is removed,
+/// unless a `core.img` that names it did make it into place (only its
+/// directory's fsync failed).
+fn commit_image(dir: &Path, image: &Image) -> Result<(), DumpError> {
+    let written = if fault_point("dump-before-core") {
+        Err(DumpError::Injected("dump-before-core"))
+    } else {
+        img::write_core(dir, image).map_err(DumpError::from)
+    };
+    if written.is_err() {
+        let ours = img::pages_file_name(&image.inventory);
+        let committed = img::read_core(dir).is_ok_and(|i| {
+            img::pages_file_name(&i.inventory) == ours
+                && i.inventory.created_unix_ns == image.inventory.created_unix_ns
+        });
+        if !committed {
+            // Best effort: nothing refers to it, and the error that
+            // matters is the one returned.
+            let _ = std::fs::remove_file(dir.join(ours));
+        }
+    }
+    written
 }
 
 /// Collects every [`Resource`] of one frozen process.

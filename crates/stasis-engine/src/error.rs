@@ -28,6 +28,11 @@ pub enum DumpError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot create image directory {path}: {source}")]
+    ImageDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Image(#[from] WriteImageError),
     #[error("fault injected at {0}")]

@@ -167,13 +167,26 @@ pub enum DecodeError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReadImageError {
-    /// The directory lacks `core.img` or `pages.img`.
-    #[error("image directory {} has no {file}", dir.display())]
+    /// The directory lacks `core.img` or its pages file: a dump into it
+    /// failed, was interrupted, or never ran.
+    #[error("image directory {} holds no complete image (it has no {file})", dir.display())]
     Missing {
         /// The image directory.
         dir: PathBuf,
-        /// `core.img` or `pages.img`.
+        /// `core.img`, `pages.img` or `pages.alt.img`.
         file: &'static str,
+    },
+    /// An image file is a symbolic link, which stasis never follows.
+    #[error("{} is a symbolic link; stasis never follows links in an image directory: put the file itself there", path.display())]
+    Symlink {
+        /// The link.
+        path: PathBuf,
+    },
+    /// An image file is a directory, FIFO, device or socket.
+    #[error("{} is not a regular file: not a stasis image", path.display())]
+    NotRegular {
+        /// The file.
+        path: PathBuf,
     },
     /// A read failed.
     #[error("cannot read {}: {source}", path.display())]

@@ -9,14 +9,19 @@
 //! |-------------|----------------------------------------------------------|---------------|
 //! | `core.img`  | every record except page contents, framed and checksummed | [`framing`]   |
 //! | `pages.img` | page contents, page-aligned, one 4096-byte header page     | [`pages`]     |
+//! | `pages.alt.img` | the same, in the second slot (see [`store`])           | [`pages`]     |
 //!
 //! Both files are written atomically: into `NAME.tmp` (mode 0600, created
 //! fresh), fsynced, renamed into place, and then the directory is fsynced.
-//! **Write `pages.img` first and `core.img` last.** `core.img` records the
-//! size of `pages.img` ([`Inventory::pages_file_size`]) and the xxh3 hash of
-//! every page run, so once `core.img` exists the image is complete, and a
-//! `pages.img` from another dump, or a truncated one, is detected by
-//! [`PagesReader::open`] and [`PagesReader::verify`].
+//! **Write the pages file first and `core.img` last.** `core.img` records
+//! the name of the pages file ([`Inventory::pages_file`], one of two slots,
+//! so that a dump never overwrites the pages of the image it replaces), its
+//! size ([`Inventory::pages_file_size`]) and the xxh3 hash of every page
+//! run, so once `core.img` exists the image is complete, and a pages file
+//! from another dump, or a truncated one, is detected by
+//! [`PagesReader::open_image`] and [`PagesReader::verify`]. See [`store`]
+//! for what is durable when, and how links planted in a directory are
+//! handled.
 //!
 //! # Compatibility policy
 //!
@@ -57,7 +62,7 @@ pub use framing::{
 pub use ipc::{IpcNamespace, IpcSysctl, SysvMsg, SysvMsgQueue, SysvSem, SysvShm, IPC_SYSCTLS};
 pub use pages::{PagesReader, PagesWriter, PAGES_HEADER_LEN, PAGES_MAGIC};
 pub use records::*;
-pub use store::{read_core, write_core, MAX_CORE_FILE_SIZE};
+pub use store::{pages_file_name, read_core, write_core, MAX_CORE_FILE_SIZE};
 pub use validate::{validate, InvalidImage};
 
 /// The image format's major version; see the compatibility policy above.
@@ -69,6 +74,9 @@ pub const PAGE_SIZE: u64 = 4096;
 pub const CORE_FILE: &str = "core.img";
 /// File name of the page store inside an image directory.
 pub const PAGES_FILE: &str = "pages.img";
+/// The page store's second slot: a dump into a directory whose image uses
+/// [`PAGES_FILE`] writes this one, and the other way round (see [`store`]).
+pub const PAGES_ALT_FILE: &str = "pages.alt.img";
 
 /// Whole decoded core image.
 ///

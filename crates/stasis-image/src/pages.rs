@@ -29,15 +29,20 @@
 //! today's meaning.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
-use crate::store::{commit_tmp, create_tmp, read_err, tmp_path, write_err};
+use crate::store::{
+    commit_tmp, create_tmp, free_pages_slot, open_image_file, pages_file_name, read_err, tmp_path,
+    write_err,
+};
 use crate::validate::run_len;
-use crate::{PageRun, ReadImageError, WriteImageError, FORMAT_MAJOR, PAGES_FILE, PAGE_SIZE};
+use crate::{
+    Inventory, PageRun, ReadImageError, WriteImageError, FORMAT_MAJOR, PAGES_FILE, PAGE_SIZE,
+};
 
 /// First eight bytes of `pages.img`.
 pub const PAGES_MAGIC: [u8; 8] = *b"STASISPG";
@@ -83,27 +88,32 @@ fn check_header(page: &[u8]) -> Result<(), ReadImageError> {
     Ok(())
 }
 
-/// Writes `pages.img` atomically: into `pages.img.tmp` (mode 0600), renamed
-/// by [`finish`](Self::finish). Dropped without `finish`, it removes the
-/// temporary file.
+/// Writes the pages file atomically: into `NAME.tmp` (mode 0600), renamed
+/// to `NAME` by [`finish`](Self::finish), where `NAME` is the slot that the
+/// image already in the directory does not use ([`name`](Self::name); see
+/// [`crate::store`]). Dropped without `finish`, it removes the temporary
+/// file.
 #[derive(Debug)]
 pub struct PagesWriter {
     out: Option<BufWriter<File>>,
     dir: PathBuf,
+    name: &'static str,
     tmp: PathBuf,
     offset: u64,
     poisoned: bool,
 }
 
 impl PagesWriter {
-    /// Creates `dir/pages.img.tmp`, replacing a stale one, and writes the
-    /// header page.
+    /// Creates `dir/NAME.tmp`, replacing a stale one, and writes the header
+    /// page.
     pub fn create(dir: &Path) -> Result<Self, WriteImageError> {
-        let tmp = tmp_path(dir, PAGES_FILE);
+        let name = free_pages_slot(dir);
+        let tmp = tmp_path(dir, name);
         let file = create_tmp(&tmp)?;
         let mut w = PagesWriter {
             out: Some(BufWriter::with_capacity(WRITE_BUF, file)),
             dir: dir.to_path_buf(),
+            name,
             tmp,
             offset: 0,
             poisoned: false,
@@ -148,13 +158,20 @@ impl PagesWriter {
         })
     }
 
+    /// The file's name in the directory, for
+    /// [`Inventory::pages_file`](crate::Inventory::pages_file).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
     /// Current size of the file, header page included: the offset of the
     /// next run.
     pub fn offset(&self) -> u64 {
         self.offset
     }
 
-    /// Flushes, fsyncs, renames to `pages.img`, fsyncs the directory, and
+    /// Flushes, fsyncs, renames to [`name`](Self::name), fsyncs the
+    /// directory, and
     /// returns the total size, for
     /// [`Inventory::pages_file_size`](crate::Inventory::pages_file_size).
     pub fn finish(mut self) -> Result<u64, WriteImageError> {
@@ -171,7 +188,7 @@ impl PagesWriter {
             .map_err(|e| write_err(&self.tmp)(e.into_error()))?;
         file.sync_all().map_err(write_err(&self.tmp))?;
         drop(file);
-        let dst = self.dir.join(PAGES_FILE);
+        let dst = self.dir.join(self.name);
         commit_tmp(&self.tmp, &dst, &self.dir)?;
         // Renamed: nothing for Drop to clean up.
         self.tmp = PathBuf::new();
@@ -186,7 +203,7 @@ impl Drop for PagesWriter {
             if let Some(out) = self.out.take() {
                 drop(out.into_parts());
             }
-            // Best effort: an unfinished pages.img.tmp is garbage, and the
+            // Best effort: an unfinished NAME.tmp is garbage, and the
             // next create() would remove it anyway.
             let _ = std::fs::remove_file(&self.tmp);
         }
@@ -203,20 +220,26 @@ pub struct PagesReader {
 
 impl PagesReader {
     /// Opens `dir/pages.img`, checks the header page's magic, checksum,
-    /// version and page size, and that the size is `expected_size`
-    /// ([`Inventory::pages_file_size`](crate::Inventory::pages_file_size)).
+    /// version and page size, and that the size is `expected_size`.
     pub fn open(dir: &Path, expected_size: u64) -> Result<Self, ReadImageError> {
-        let path = dir.join(PAGES_FILE);
-        let mut file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(ReadImageError::Missing {
-                    dir: dir.to_path_buf(),
-                    file: PAGES_FILE,
-                })
-            }
-            Err(e) => return Err(read_err(&path)(e)),
-        };
+        Self::open_file(dir, PAGES_FILE, expected_size)
+    }
+
+    /// Opens the pages file that `inv` names
+    /// ([`Inventory::pages_file`](crate::Inventory::pages_file)) and checks
+    /// it as [`open`](Self::open) does, against
+    /// [`Inventory::pages_file_size`](crate::Inventory::pages_file_size).
+    pub fn open_image(dir: &Path, inv: &Inventory) -> Result<Self, ReadImageError> {
+        Self::open_file(dir, pages_file_name(inv), inv.pages_file_size)
+    }
+
+    fn open_file(
+        dir: &Path,
+        name: &'static str,
+        expected_size: u64,
+    ) -> Result<Self, ReadImageError> {
+        let path = dir.join(name);
+        let mut file = open_image_file(dir, name)?;
         let size = file.metadata().map_err(read_err(&path))?.len();
         let size_err = ReadImageError::PagesSize {
             size,

@@ -55,6 +55,16 @@ pub struct Inventory {
     /// then makes a new one). See [`crate::ipc`].
     #[prost(message, optional, tag = "14")]
     pub ipc: Option<crate::ipc::IpcNamespace>,
+    /// Name of the pages file in the image directory: [`PAGES_FILE`] or
+    /// [`PAGES_ALT_FILE`]; empty (images written before this field) means
+    /// [`PAGES_FILE`]. A dump into a directory that holds an image writes
+    /// the slot that image does not use, so the old image stays whole until
+    /// the new `core.img` replaces it (see [`crate::store`]).
+    ///
+    /// [`PAGES_FILE`]: crate::PAGES_FILE
+    /// [`PAGES_ALT_FILE`]: crate::PAGES_ALT_FILE
+    #[prost(string, tag = "15")]
+    pub pages_file: String,
 }
 
 /// One process: identity, memory layout, threads, signals, timers, files.

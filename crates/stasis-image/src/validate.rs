@@ -56,6 +56,13 @@ pub enum InvalidImage {
         /// `Inventory::page_size`.
         found: u32,
     },
+    /// The inventory names a pages file other than the two slots: never
+    /// written by stasis, and it could name a path outside the directory.
+    #[error("the pages file is named {name:?}, not pages.img or pages.alt.img")]
+    PagesFile {
+        /// `Inventory::pages_file`.
+        name: String,
+    },
     /// A record would not fit the framing.
     #[error("{kind} record {index} encodes to {len} bytes, more than the limit of {max}", max = MAX_RECORD_LEN)]
     RecordTooLarge {
@@ -280,6 +287,11 @@ fn validate_inner(image: &Image) -> Result<(), InvalidImage> {
     if u64::from(inv.page_size) != PAGE_SIZE {
         return Err(InvalidImage::PageSize {
             found: inv.page_size,
+        });
+    }
+    if !["", crate::PAGES_FILE, crate::PAGES_ALT_FILE].contains(&inv.pages_file.as_str()) {
+        return Err(InvalidImage::PagesFile {
+            name: inv.pages_file.clone(),
         });
     }
     check_sizes(image)?;

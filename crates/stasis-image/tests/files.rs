@@ -71,7 +71,10 @@ fn read_core_errors() {
     ));
     assert_eq!(
         err.to_string(),
-        format!("image directory {} has no core.img", dir.path().display())
+        format!(
+            "image directory {} holds no complete image (it has no core.img)",
+            dir.path().display()
+        )
     );
 
     let bytes = encode_core(&sample_image());
@@ -196,7 +199,10 @@ fn pages_missing() {
     let err = PagesReader::open(dir.path(), 8192).unwrap_err();
     assert_eq!(
         err.to_string(),
-        format!("image directory {} has no pages.img", dir.path().display())
+        format!(
+            "image directory {} holds no complete image (it has no pages.img)",
+            dir.path().display()
+        )
     );
 }
 
@@ -352,4 +358,99 @@ fn full_image_directory() {
     for m in &read.pagemaps {
         r.verify(&m.runs).unwrap();
     }
+}
+
+/// A dump's pages, then its core naming them, as a dumper writes them.
+fn dump_into(dir: &std::path::Path, seed: u64) -> Image {
+    let mut w = PagesWriter::create(dir).unwrap();
+    let heap = w.append(0x60_0000, &pages(seed, 2)).unwrap();
+    let name = w.name();
+    let mut image = sample_image();
+    image.inventory.pages_file = name.into();
+    image.inventory.pages_file_size = w.finish().unwrap();
+    image.pagemaps[0].runs = vec![heap];
+    image.pagemaps[1].runs.clear();
+    write_core(dir, &image).unwrap();
+    image
+}
+
+fn open_and_verify(dir: &std::path::Path) -> Image {
+    let image = read_core(dir).unwrap();
+    let r = PagesReader::open_image(dir, &image.inventory).unwrap();
+    r.verify(&image.pagemaps[0].runs).unwrap();
+    image
+}
+
+#[test]
+fn second_dump_writes_the_other_slot() {
+    let dir = TempDir::new();
+    let a = dump_into(dir.path(), 1);
+    assert_eq!(a.inventory.pages_file, PAGES_FILE);
+    // B's pages are written while A is still the image: A stays whole.
+    let mut w = PagesWriter::create(dir.path()).unwrap();
+    assert_eq!(w.name(), PAGES_ALT_FILE);
+    w.append(0x60_0000, &pages(2, 3)).unwrap();
+    w.finish().unwrap();
+    assert_eq!(open_and_verify(dir.path()), a);
+    // Committed B: A's pages are gone; a third dump goes back to pages.img.
+    let b = dump_into(dir.path(), 3);
+    assert_eq!(b.inventory.pages_file, PAGES_ALT_FILE);
+    assert_eq!(open_and_verify(dir.path()), b);
+    assert!(!dir.path().join(PAGES_FILE).exists());
+    let c = dump_into(dir.path(), 4);
+    assert_eq!(c.inventory.pages_file, PAGES_FILE);
+    assert_eq!(open_and_verify(dir.path()), c);
+    assert!(!dir.path().join(PAGES_ALT_FILE).exists());
+    assert_eq!(mode(&dir.path().join(PAGES_FILE)), 0o600);
+}
+
+#[test]
+fn readers_refuse_links_and_special_files() {
+    let dir = TempDir::new();
+    dump_into(dir.path(), 1);
+    let other = TempDir::new();
+    for name in [CORE_FILE, PAGES_FILE] {
+        let real = other.path().join(name);
+        fs::rename(dir.path().join(name), &real).unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join(name)).unwrap();
+        let err = read_core(dir.path())
+            .and_then(|i| PagesReader::open_image(dir.path(), &i.inventory).map(|_| ()))
+            .unwrap_err();
+        assert!(matches!(err, ReadImageError::Symlink { .. }), "{err}");
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+        fs::remove_file(dir.path().join(name)).unwrap();
+        fs::rename(&real, dir.path().join(name)).unwrap();
+    }
+    fs::remove_file(dir.path().join(CORE_FILE)).unwrap();
+    fs::create_dir(dir.path().join(CORE_FILE)).unwrap();
+    let err = read_core(dir.path()).unwrap_err();
+    assert!(matches!(err, ReadImageError::NotRegular { .. }), "{err}");
+}
+
+#[test]
+fn writer_replaces_planted_links_without_following_them() {
+    let dir = TempDir::new();
+    let victims = TempDir::new();
+    let names = [CORE_FILE, "core.img.tmp", PAGES_FILE, "pages.img.tmp"];
+    for name in names {
+        let v = victims.path().join(name);
+        fs::write(&v, b"victim").unwrap();
+        std::os::unix::fs::symlink(&v, dir.path().join(name)).unwrap();
+    }
+    let image = dump_into(dir.path(), 1);
+    assert_eq!(open_and_verify(dir.path()), image);
+    for name in names {
+        assert_eq!(fs::read(victims.path().join(name)).unwrap(), b"victim");
+    }
+}
+
+#[test]
+fn pages_file_name_must_be_a_slot() {
+    let mut image = sample_image();
+    image.inventory.pages_file = "../../etc/shadow".into();
+    let err = validate(&image).unwrap_err();
+    assert!(
+        err.to_string().contains("not pages.img or pages.alt.img"),
+        "{err}"
+    );
 }

@@ -23,6 +23,9 @@ pub fn human(bytes: u64) -> String {
 
 pub fn run(dir: &Path, json: bool, full: bool) -> Result<()> {
     let image = stasis_image::read_core(dir)?;
+    // An image is only complete with its pages file (header and size
+    // checked; the runs' hashes are restore's job).
+    stasis_image::PagesReader::open_image(dir, &image.inventory)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&to_json(&image, full))?);
         return Ok(());

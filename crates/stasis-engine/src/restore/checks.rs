@@ -33,6 +33,7 @@ pub fn validate(image: &Image, opts: &RestoreOptions) -> Result<(), RestoreError
         return refuse("image was dumped with --shell-job; restore it with --shell-job".into());
     }
     crate::ipc::check_image(image)?;
+    check_pid_max(image)?;
     let ours = own_vdso()?;
     for p in &image.processes {
         let pid = p.pid as i32;
@@ -112,6 +113,34 @@ pub fn validate(image: &Image, opts: &RestoreOptions) -> Result<(), RestoreError
     }
     if !opts.pidns {
         check_ids_free(image)?;
+    }
+    Ok(())
+}
+
+/// clone3 cannot make a pid at or above `kernel.pid_max`: it fails with a
+/// bare EINVAL once processes exist. Say so first, naming the pid. A new
+/// PID namespace starts with the same limit, so this holds with --pidns
+/// too.
+fn check_pid_max(image: &Image) -> Result<(), RestoreError> {
+    const PID_MAX: &str = "/proc/sys/kernel/pid_max";
+    let max: u64 = std::fs::read_to_string(PID_MAX)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| RestoreError::Refused(format!("cannot read {PID_MAX}")))?;
+    for p in &image.processes {
+        let tids = p.threads.iter().map(|t| t.tid);
+        let ids = [p.pid, p.pgid, p.sid].into_iter().chain(tids);
+        if let Some(id) = ids.filter(|&id| u64::from(id) >= max).max() {
+            let what = if id == p.pid {
+                format!("pid {id}")
+            } else {
+                format!("pid {} needs id {id}, which", p.pid)
+            };
+            return Err(RestoreError::Refused(format!(
+                "{what} is not below kernel.pid_max ({max}); raise it (sysctl -w kernel.pid_max={}) and restore again",
+                id + 1
+            )));
+        }
     }
     Ok(())
 }

@@ -269,7 +269,7 @@ fn premap(pages: &str, premaps: &[Premap]) -> String {
     if premaps.is_empty() {
         return String::new();
     }
-    let Ok(fd) = util::open_raw(pages, libc::O_RDONLY | libc::O_CLOEXEC) else {
+    let Ok(fd) = util::open_raw(pages, libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW) else {
         return cow::failed_note(&(0..premaps.len()).collect::<Vec<_>>());
     };
     let mut failed = Vec::new();

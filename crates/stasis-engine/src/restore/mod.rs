@@ -146,7 +146,7 @@ pub fn restore(
             )));
         }
     }
-    let pages = PagesReader::open(dir, inv.pages_file_size)?;
+    let pages = PagesReader::open_image(dir, inv)?;
     let runs: Vec<PageRun> = image
         .pagemaps
         .iter()
@@ -210,7 +210,9 @@ pub fn restore(
     let helper_base = descs.end;
     table.1 = helper_base;
 
-    let pages_path = dir.join(img::PAGES_FILE).display().to_string();
+    // Opened again by path in each child, never through a link (see
+    // stasis_image::store).
+    let pages_path = dir.join(img::pages_file_name(inv)).display().to_string();
     // Per-process plans.
     let cow = mm::cow::plan(&image.processes, &image.pagemaps, &plan);
     let premaps = cow.premaps.clone();
@@ -226,10 +228,8 @@ pub fn restore(
     let mut file_fds = Vec::with_capacity(image.processes.len());
     let needed = files_by_table(&image.processes);
     for (i, p) in image.processes.iter().enumerate() {
-        let mut helpers: Vec<(String, i32)> = vec![(
-            dir.join(img::PAGES_FILE).display().to_string(),
-            libc::O_RDONLY,
-        )];
+        let mut helpers: Vec<(String, i32)> =
+            vec![(pages_path.clone(), libc::O_RDONLY | libc::O_NOFOLLOW)];
         let mut fds = BTreeMap::new();
         if !p.zombie {
             for (path, w) in needed[i].iter().cloned() {
