@@ -254,23 +254,33 @@ impl Frozen {
     /// Unmaps the scratch page and puts every thread back as it was.
     /// With `kill`, the process is then killed; otherwise it runs on.
     pub fn release(mut self, kill: bool) -> Result<(), DumpError> {
-        self.released = true;
-        let r = self.restore_threads();
         if kill {
-            let _ = stasis_sys::util::kill(self.pid, libc::SIGKILL);
-            // Reap the traced threads before the leader: the leader's exit
-            // is not reported while other threads of its group remain.
-            for t in self.threads.iter().rev() {
-                let _ = ptrace::wait(t.tid);
-            }
-            return r;
+            self.send_kill();
+            self.reap();
+            return Ok(());
         }
-        r?;
+        self.released = true;
+        self.restore_threads()?;
         for t in &self.threads {
             let sig = t.held_signal.map(|h| h.0).unwrap_or(0);
             ptrace::detach(t.tid, sig).dump_ctx(self.pid, "detach")?;
         }
         Ok(())
+    }
+
+    /// SIGKILL, without waiting: it ends the process from any stop.
+    fn send_kill(&self) {
+        let _ = stasis_sys::util::kill(self.pid, libc::SIGKILL);
+    }
+
+    /// Waits for a killed process's threads to go.
+    fn reap(mut self) {
+        self.released = true;
+        // Reap the traced threads before the leader: the leader's exit is
+        // not reported while other threads of its group remain.
+        for t in self.threads.iter().rev() {
+            let _ = ptrace::wait(t.tid);
+        }
     }
 
     fn restore_threads(&mut self) -> Result<(), DumpError> {
@@ -469,6 +479,17 @@ impl FrozenTree {
     /// Every process is released even if one fails; the first error is
     /// returned.
     pub fn release(self, kill: bool) -> Result<(), DumpError> {
+        if kill {
+            // Every process gets its SIGKILL before any is waited for, so
+            // a dumper that dies meanwhile cannot leave half a tree alive.
+            for f in &self.procs {
+                f.send_kill();
+            }
+            for f in self.procs.into_iter().rev() {
+                f.reap();
+            }
+            return Ok(());
+        }
         // Children first: a parent stays stopped while its children go, so
         // it never sees them die.
         let mut first = None;

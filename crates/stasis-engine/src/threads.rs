@@ -25,11 +25,9 @@ use crate::freeze::Frozen;
 use crate::procfs;
 use crate::restore::target::Target;
 
+use stasis_sys::sigframe::{ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS, ERESTART_RESTARTBLOCK};
+
 const PR_GET_TID_ADDRESS: u64 = 40;
-const ERESTARTSYS: i64 = -512;
-const ERESTARTNOINTR: i64 = -513;
-const ERESTARTNOHAND: i64 = -514;
-const ERESTART_RESTARTBLOCK: i64 = -516;
 const SS_DISABLE: i32 = 2;
 const SS_ONSTACK: i32 = 1;
 

@@ -45,10 +45,12 @@ const SW_BYTES_AT: usize = 464;
 /// rt_sigreturn ignores: the alternate stack is left as it is.
 const SS_KEEP: u32 = 3;
 
-const ERESTARTSYS: i64 = -512;
-const ERESTARTNOINTR: i64 = -513;
-const ERESTARTNOHAND: i64 = -514;
-const ERESTART_RESTARTBLOCK: i64 = -516;
+/// The kernel's internal "restart me" return codes, as a frozen thread's
+/// `rax` shows them while `orig_rax` holds the interrupted syscall.
+pub const ERESTARTSYS: i64 = -512;
+pub const ERESTARTNOINTR: i64 = -513;
+pub const ERESTARTNOHAND: i64 = -514;
+pub const ERESTART_RESTARTBLOCK: i64 = -516;
 const NR_RESTART_SYSCALL: u64 = 219;
 
 /// A frame ready to be written into the target.
