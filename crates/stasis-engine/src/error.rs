@@ -46,6 +46,15 @@ pub enum RestoreError {
     /// The image cannot be restored here; nothing was created.
     #[error("{0}")]
     Refused(String),
+    /// A pid or tid the image needs is taken (by `holder`: the process with
+    /// that pid, or one that has it as its group or session). Nothing was
+    /// created; `--pidns` avoids it.
+    #[error("{what}")]
+    PidInUse { holder: u32, what: String },
+    /// A file, lock or socket path the image needs is held by a live
+    /// process. Nothing was created.
+    #[error("{0}")]
+    Held(String),
     #[error("pid {pid}: {step}: {source}")]
     Sys {
         pid: i32,

@@ -2,14 +2,15 @@
 
 mod common;
 
-use std::process::Command;
+use common::NoPanic;
 
 use common::{dump, require_root, Spawn, Workload};
 
 fn stasis(args: &[&str]) -> (bool, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_stasis"))
+    let o = common::stasis_cmd()
         .args(args)
         .output()
+        .no_panic()
         .expect("run stasis");
     (
         o.status.success(),

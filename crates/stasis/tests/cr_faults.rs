@@ -5,18 +5,21 @@
 
 mod common;
 
+use common::NoPanic;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use common::{require_root, restore, wait_exit, Spawn, Workload};
 
 /// Runs stasis with `STASIS_FAIL_AT=point`.
 fn stasis_failing_at(point: &str, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
+    let out = common::stasis_cmd()
         .args(args)
         .env("STASIS_FAIL_AT", point)
         .output()
+        .no_panic()
         .expect("run stasis");
     eprintln!(
         "$ STASIS_FAIL_AT={point} stasis {} -> {}\n{}",
@@ -49,7 +52,7 @@ fn refused_dump_with_args(args: &[&str], expect: &str) {
     );
     let before = w.snapshot();
     let img = w.dir.join("img");
-    let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
+    let out = common::stasis_cmd()
         .args([
             "dump",
             "-t",
@@ -58,6 +61,7 @@ fn refused_dump_with_args(args: &[&str], expect: &str) {
             img.to_str().unwrap(),
         ])
         .output()
+        .no_panic()
         .expect("run stasis");
     let err = stderr(&out);
     assert!(!out.status.success(), "dump of a {kind} holder must fail");
@@ -245,7 +249,7 @@ fn refused_tree(kind: &str, expect: &str) {
     );
     std::thread::sleep(Duration::from_millis(100));
     let img = w.dir.join("img");
-    let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
+    let out = common::stasis_cmd()
         .args([
             "dump",
             "-t",
@@ -254,6 +258,7 @@ fn refused_tree(kind: &str, expect: &str) {
             img.to_str().unwrap(),
         ])
         .output()
+        .no_panic()
         .expect("run stasis");
     let err = stderr(&out);
     assert!(

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::NoPanic;
+
 use common::*;
 
 #[test]
@@ -167,10 +169,11 @@ fn failed_restore_of_sysvipc_leaves_nothing() {
     let img = w.dir.join("img");
     dump(&w, &img, &[]);
     w.wait_gone();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stasis"))
+    let out = stasis_cmd()
         .args(["restore", "-D", img.to_str().expect("utf-8"), "-d"])
         .env("STASIS_FAIL_AT", "restore-before-resume")
         .output()
+        .no_panic()
         .expect("run stasis");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

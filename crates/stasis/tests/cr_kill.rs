@@ -20,7 +20,7 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -59,14 +59,44 @@ impl Rng {
     }
 }
 
-fn spawn_stasis(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_stasis"))
+/// A stasis run that may be killed; its stderr goes to a file, checked for
+/// a panic once it is waited for (a killed run must not panic either).
+struct Stasis {
+    child: Child,
+    err: std::path::PathBuf,
+}
+
+impl Stasis {
+    fn kill(&mut self) -> std::io::Result<()> {
+        self.child.kill()
+    }
+
+    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        let st = self.child.wait()?;
+        let text = fs::read(&self.err).unwrap_or_default();
+        let _ = fs::remove_file(&self.err);
+        common::assert_no_panic("stasis (kill campaign)", &text);
+        Ok(st)
+    }
+}
+
+fn spawn_stasis(args: &[&str]) -> Stasis {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let err = std::env::temp_dir().join(format!(
+        "stasis-kill-{}-{}.err",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let f = fs::File::create(&err).expect("create stderr file");
+    let child = common::stasis_cmd()
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(f)
         .spawn()
-        .expect("spawn stasis")
+        .expect("spawn stasis");
+    Stasis { child, err }
 }
 
 fn guarded(tree: bool) -> Workload {

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::NoPanic;
+
 use std::fs;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -11,10 +13,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{dump, find_program, proc_state, require_root, wait_exit, Spawn, Workload};
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_stasis")
-}
 
 /// A pseudo-terminal pair: (master, slave path, slave fd).
 fn openpty() -> (OwnedFd, String, OwnedFd) {
@@ -79,18 +77,20 @@ fn shell_job_with_a_terminal() {
     }
     let img = dir.join("img");
     let img_s = img.to_str().unwrap();
-    let out = Command::new(bin())
+    let out = common::stasis_cmd()
         .args(["dump", "-t", &pid.to_string(), "-D", img_s])
         .output()
+        .no_panic()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a job of a shell needs --shell-job");
     assert!(err.contains("--shell-job"), "{err}");
     assert_eq!(proc_state(pid), Some('S'), "refused dump left it running");
 
-    let out = Command::new(bin())
+    let out = common::stasis_cmd()
         .args(["dump", "-t", &pid.to_string(), "-D", img_s, "--shell-job"])
         .output()
+        .no_panic()
         .unwrap();
     assert!(
         out.status.success(),
@@ -101,10 +101,11 @@ fn shell_job_with_a_terminal() {
     wait_exit(pid, Duration::from_secs(5), false).unwrap();
 
     // Restore from "the shell": our terminal is the same pty.
-    let out = Command::new(bin())
+    let out = common::stasis_cmd()
         .args(["restore", "-D", img_s, "-d", "--shell-job"])
         .stdin(Stdio::from(slave.try_clone().unwrap()))
         .output()
+        .no_panic()
         .unwrap();
     assert!(
         out.status.success(),
@@ -141,7 +142,7 @@ fn restore_without_detach_waits_and_returns_the_status() {
     dump(&w, &img, &[]);
     w.wait_gone();
     let pidfile = w.dir.join("pidfile");
-    let mut r = Command::new(bin())
+    let mut r = common::stasis_cmd()
         .args([
             "restore",
             "-D",
@@ -187,9 +188,10 @@ fn changed_file_is_refused_before_anything_runs() {
     let mut data = fs::read(w.dir.join("ro.txt")).unwrap();
     data.extend_from_slice(b"grown after the dump\n");
     fs::write(w.dir.join("ro.txt"), &data).unwrap();
-    let out = Command::new(bin())
+    let out = common::stasis_cmd()
         .args(["restore", "-D", img.to_str().unwrap(), "-d"])
         .output()
+        .no_panic()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());

@@ -7,8 +7,9 @@
 
 mod common;
 
+use common::NoPanic;
+
 use std::fs;
-use std::process::Command;
 use std::time::Duration;
 
 use common::{
@@ -48,10 +49,11 @@ fn container_cycle(workload: &str) {
     // Dumping unshare itself is refused: its child is in another
     // namespace and is not the root.
     let img = w.dir.join("img");
-    let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
+    let out = common::stasis_cmd()
         .args(["dump", "-t", &w.pid.to_string(), "-D"])
         .arg(w.dir.join("img0"))
         .output()
+        .no_panic()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -61,7 +63,14 @@ fn container_cycle(workload: &str) {
 
     // Dump the namespace's init: the whole namespace.
     w.mark("dump the namespace's init");
-    let out = stasis(&["dump", "-t", &init.to_string(), "-D", img.to_str().unwrap()]);
+    let out = stasis(&[
+        "dump",
+        "--verify",
+        "-t",
+        &init.to_string(),
+        "-D",
+        img.to_str().unwrap(),
+    ]);
     assert!(
         out.status.success(),
         "{}\n{}",
@@ -70,10 +79,11 @@ fn container_cycle(workload: &str) {
     );
     w.wait_gone();
 
-    let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
+    let out = common::stasis_cmd()
         .args(["restore", "-d", "-D"])
         .arg(&img)
         .output()
+        .no_panic()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("--pidns"), "{err}");
@@ -130,6 +140,7 @@ fn pidns_restored_tree_dumps_again() {
         w.mark("dump the restored tree again");
         let out = stasis(&[
             "dump",
+            "--verify",
             "-t",
             &host.to_string(),
             "-D",

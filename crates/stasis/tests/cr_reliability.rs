@@ -3,8 +3,9 @@
 
 mod common;
 
+use common::NoPanic;
+
 use std::fs;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
@@ -64,7 +65,7 @@ fn dump_of_a_process_that_does_not_stop_is_a_clear_error() {
     });
     let img = w.dir.join("img");
     let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
+    let out = common::stasis_cmd()
         .args([
             "dump",
             "-t",
@@ -74,6 +75,7 @@ fn dump_of_a_process_that_does_not_stop_is_a_clear_error() {
         ])
         .env("STASIS_WAIT_TIMEOUT_MS", "1000")
         .output()
+        .no_panic()
         .expect("run stasis");
     let took = t.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::NoPanic;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -13,10 +15,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{find_program, require_root, wait_exit};
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_stasis")
-}
 
 /// A pseudo-terminal: (master, slave).
 fn openpty() -> (fs::File, OwnedFd) {
@@ -105,9 +103,18 @@ fn interactive_bash_job_control() {
 
     let img = dir.join("img");
     let img_s = img.to_str().unwrap();
-    let out = Command::new(bin())
-        .args(["dump", "-t", &pid.to_string(), "-D", img_s, "--shell-job"])
+    let out = common::stasis_cmd()
+        .args([
+            "dump",
+            "--verify",
+            "-t",
+            &pid.to_string(),
+            "-D",
+            img_s,
+            "--shell-job",
+        ])
         .output()
+        .no_panic()
         .unwrap();
     assert!(
         out.status.success(),
@@ -116,9 +123,10 @@ fn interactive_bash_job_control() {
     );
     let _ = child.wait();
     // Every process of the tree must be gone before the restore.
-    let inspect = Command::new(bin())
+    let inspect = common::stasis_cmd()
         .args(["inspect", img_s, "--json"])
         .output()
+        .no_panic()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     let pids: Vec<i32> = v["processes"]
@@ -133,10 +141,11 @@ fn interactive_bash_job_control() {
     }
 
     // Restore from "the shell": our terminal is the same pty.
-    let out = Command::new(bin())
+    let out = common::stasis_cmd()
         .args(["restore", "-D", img_s, "-d", "--shell-job"])
         .stdin(Stdio::from(slave.try_clone().unwrap()))
         .output()
+        .no_panic()
         .unwrap();
     assert!(
         out.status.success(),

@@ -67,53 +67,65 @@ impl fmt::Display for Feature {
 /// What a probe found: whether the feature is there, and in what words.
 type Probe = fn() -> Result<(bool, String), String>;
 
+/// Every probe (name, needed, probe), in the order a user reads them.
+const PROBES: &[(&str, bool, Probe)] = &[
+    ("kernel", true, kernel),
+    ("root", false, root),
+    ("CAP_SYS_PTRACE", true, cap_sys_ptrace),
+    ("CAP_CHECKPOINT_RESTORE", true, cap_checkpoint_restore),
+    ("CAP_SYS_ADMIN", false, cap_sys_admin),
+    ("CAP_NET_ADMIN", false, cap_net_admin),
+    ("CAP_SYS_RESOURCE", false, cap_sys_resource),
+    ("ptrace", true, ptrace),
+    ("clone3 set_tid", true, clone3_set_tid),
+    ("pidfd_getfd", true, pidfd_getfd),
+    ("process_vm_readv", true, process_vm_readv),
+    ("PR_SET_MM_MAP", true, pr_set_mm_map),
+    ("POSIX timer ids", false, timer_ids),
+    ("vDSO", false, vdso),
+    ("userfaultfd", false, userfaultfd),
+    ("PAGEMAP_SCAN", false, pagemap_scan),
+    ("dirty tracking", false, dirty_tracking),
+    ("soft-dirty", false, soft_dirty),
+    ("time namespace", false, time_namespace),
+    ("SysV IPC ids", false, ipc::sysv_ipc_ids),
+    ("kcmp epoll target", false, files::kcmp_epoll),
+    ("file handles", false, files::file_handles),
+    ("pty peer open", false, files::pty_peer),
+    ("io_uring NO_MMAP", false, files::uring_no_mmap),
+    ("cgroup v2 freezer", false, cgroup_freezer),
+    ("fs.pipe-max-size", false, pipe_max_size),
+    ("pid_max", false, pid_max),
+];
+
 /// Runs every probe, in the order a user reads them.
 pub fn run() -> Vec<Feature> {
-    const PROBES: &[(&str, bool, Probe)] = &[
-        ("kernel", true, kernel),
-        ("root", false, root),
-        ("CAP_SYS_PTRACE", true, cap_sys_ptrace),
-        ("CAP_CHECKPOINT_RESTORE", true, cap_checkpoint_restore),
-        ("CAP_SYS_ADMIN", false, cap_sys_admin),
-        ("CAP_NET_ADMIN", false, cap_net_admin),
-        ("CAP_SYS_RESOURCE", false, cap_sys_resource),
-        ("ptrace", true, ptrace),
-        ("clone3 set_tid", true, clone3_set_tid),
-        ("pidfd_getfd", true, pidfd_getfd),
-        ("process_vm_readv", true, process_vm_readv),
-        ("PR_SET_MM_MAP", true, pr_set_mm_map),
-        ("POSIX timer ids", false, timer_ids),
-        ("vDSO", false, vdso),
-        ("userfaultfd", false, userfaultfd),
-        ("PAGEMAP_SCAN", false, pagemap_scan),
-        ("dirty tracking", false, dirty_tracking),
-        ("soft-dirty", false, soft_dirty),
-        ("time namespace", false, time_namespace),
-        ("SysV IPC ids", false, ipc::sysv_ipc_ids),
-        ("kcmp epoll target", false, files::kcmp_epoll),
-        ("file handles", false, files::file_handles),
-        ("pty peer open", false, files::pty_peer),
-        ("io_uring NO_MMAP", false, files::uring_no_mmap),
-        ("cgroup v2 freezer", false, cgroup_freezer),
-        ("fs.pipe-max-size", false, pipe_max_size),
-        ("pid_max", false, pid_max),
-    ];
     PROBES
         .iter()
-        .map(|&(name, needed, probe)| {
-            let (ok, detail) = match std::panic::catch_unwind(probe) {
-                Ok(Ok(found)) => found,
-                Ok(Err(e)) => (false, e),
-                Err(_) => (false, "the probe itself failed (panicked)".to_string()),
-            };
-            Feature {
-                name,
-                ok,
-                needed,
-                detail,
-            }
-        })
+        .map(|&(n, needed, p)| run_one(n, needed, p))
         .collect()
+}
+
+/// Runs the probe called `name` (a name `run` lists), if there is one.
+pub fn probe(name: &str) -> Option<Feature> {
+    PROBES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|&(n, needed, p)| run_one(n, needed, p))
+}
+
+fn run_one(name: &'static str, needed: bool, probe: Probe) -> Feature {
+    let (ok, detail) = match std::panic::catch_unwind(probe) {
+        Ok(Ok(found)) => found,
+        Ok(Err(e)) => (false, e),
+        Err(_) => (false, "the probe itself failed (panicked)".to_string()),
+    };
+    Feature {
+        name,
+        ok,
+        needed,
+        detail,
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -84,8 +84,9 @@ pub fn check(p: &Process, fd: &Fd, pipes: &[Pipe]) -> Result<(), RestoreError> {
         return Err(refuse("is no longer a FIFO".into()));
     }
     if let Some(other) = holder(&fd.path) {
-        return Err(refuse(format!(
-            "is open in pid {other}; restoring its buffered data would mix with that program's pipe"
+        return Err(RestoreError::Held(format!(
+            "pid {} fd {}: the FIFO {} is open in pid {other}; restoring its buffered data would mix with that program's pipe",
+            p.pid, fd.fd, fd.path
         )));
     }
     Ok(())

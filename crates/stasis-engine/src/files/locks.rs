@@ -91,12 +91,15 @@ fn flock_struct(l: &FileLock) -> libc::flock {
 /// ours is held afterwards).
 pub fn check(p: &Process) -> Result<(), RestoreError> {
     for fd in p.fds.iter().filter(|f| !f.locks.is_empty()) {
-        let refuse = |what: String| {
-            RestoreError::Refused(format!(
+        let text = |what: String| {
+            format!(
                 "pid {} fd {}: {} {what}; restoring would have to wait for it",
                 p.pid, fd.fd, fd.path
-            ))
+            )
         };
+        let refuse = |what: String| RestoreError::Refused(text(what));
+        // Held by someone now, free once that process lets go.
+        let held = |what: String| RestoreError::Held(text(what));
         let Ok(f) = std::fs::File::open(&fd.path)
             .or_else(|_| std::fs::OpenOptions::new().write(true).open(&fd.path))
         else {
@@ -111,7 +114,7 @@ pub fn check(p: &Process) -> Result<(), RestoreError> {
                         libc::LOCK_SH
                     };
                     if sysfile::flock(f.as_raw_fd(), op | libc::LOCK_NB).is_err() {
-                        return Err(refuse("is locked (flock) by another process".into()));
+                        return Err(held("is locked (flock) by another process".into()));
                     }
                     let _ = sysfile::flock(f.as_raw_fd(), libc::LOCK_UN);
                 }
@@ -124,7 +127,7 @@ pub fn check(p: &Process) -> Result<(), RestoreError> {
                         } else {
                             "another open file description".into()
                         };
-                        return Err(refuse(format!(
+                        return Err(held(format!(
                             "bytes {}..{} are locked by {by}",
                             l.start,
                             if l.len == 0 {

@@ -554,9 +554,10 @@ fn find_outside_holder(tree: &[i32], want: &BTreeMap<String, u64>) -> Option<(i3
 }
 
 /// Checks, before anything is created, that every file an fd needs is
-/// there and unchanged (see the module doc).
-pub fn check_files(p: &Process, pipes: &[Pipe]) -> Result<(), RestoreError> {
-    unix::check_paths(p)?;
+/// there and unchanged (see the module doc). `dry` changes nothing (a stale
+/// socket file restore would remove stays).
+pub fn check_files(p: &Process, pipes: &[Pipe], dry: bool) -> Result<(), RestoreError> {
+    unix::check_paths(p, dry)?;
     locks::check(p)?;
     for fd in &p.fds {
         let kind = FdKind::try_from(fd.kind).unwrap_or(FdKind::Regular);

@@ -331,8 +331,9 @@ pub fn check_peers(
 
 /// Before anything is created: the path a socket binds to again must be
 /// free. A socket file nobody listens on (left by the dumped process) is
-/// removed; anything else there is refused, as is a missing directory.
-pub fn check_paths(p: &Process) -> Result<(), RestoreError> {
+/// removed (unless `dry`); anything else there is refused, as is a missing
+/// directory.
+pub fn check_paths(p: &Process, dry: bool) -> Result<(), RestoreError> {
     for fd in &p.fds {
         let Some(u) = fd
             .unix
@@ -371,7 +372,13 @@ pub fn check_paths(p: &Process) -> Result<(), RestoreError> {
             .values()
             .any(|d| d.vfs.is_some_and(|(_, ino)| ino == st.st_ino as u32));
         if live {
-            return Err(refuse("is in use by another socket".into()));
+            return Err(RestoreError::Held(format!(
+                "pid {} fd {}: unix socket path {path} is in use by another socket",
+                p.pid, fd.fd
+            )));
+        }
+        if dry {
+            continue; // restore would remove it
         }
         std::fs::remove_file(&path)
             .map_err(|e| refuse(format!("holds a stale socket that cannot be removed: {e}")))?;

@@ -1,10 +1,15 @@
-//! Everything that can be checked before a process is created: the image
+//! The checks that ask the host, before a process is created: the image
 //! fits this machine and kernel, every pid is free, every file is there and
-//! unchanged.
+//! unchanged. [`super::plan`] runs them; none of them changes anything
+//! unless `dry` is false (a stale socket file is then removed, as restore
+//! would do anyway before binding).
 
-use stasis_image::{self as img, Image, VmaKind};
+use std::path::Path;
+
+use stasis_image::{self as img, Image, Process, VmaKind};
 use stasis_sys::util;
 
+use super::plan::{Problems, Sink};
 use super::RestoreOptions;
 use crate::error::{RestoreError, SysCtx};
 use crate::files;
@@ -18,101 +23,155 @@ pub fn own_tty() -> Option<String> {
     })
 }
 
-/// Everything that can be checked before a process is created.
+/// Everything that can be checked before a process is created; stops at
+/// the first problem. Restore runs the same checks through
+/// [`super::plan::plan`].
 pub fn validate(image: &Image, opts: &RestoreOptions) -> Result<(), RestoreError> {
+    let mut sink = Sink::new(false);
+    host(image, opts, false, &mut sink)
+        .and_then(|()| sink.finish(()))
+        .map_err(Problems::first)
+}
+
+/// The host checks, each failure into `sink`; `dry` leaves the system
+/// untouched.
+pub(super) fn host(
+    image: &Image,
+    opts: &RestoreOptions,
+    dry: bool,
+    sink: &mut Sink,
+) -> Result<(), Problems> {
     let inv = &image.inventory;
     let refuse = |s: String| Err(RestoreError::Refused(s));
     if inv.arch != std::env::consts::ARCH {
-        return refuse(format!(
+        sink.check(refuse(format!(
             "image is for {}, this machine is {}",
             inv.arch,
             std::env::consts::ARCH
-        ));
+        )))?;
     }
     if inv.shell_job && !opts.shell_job {
-        return refuse("image was dumped with --shell-job; restore it with --shell-job".into());
+        sink.check(refuse(
+            "image was dumped with --shell-job; restore it with --shell-job".into(),
+        ))?;
     }
-    crate::ipc::check_image(image)?;
-    check_pid_max(image)?;
-    let ours = own_vdso()?;
+    sink.check(crate::ipc::check_image(image))?;
+    sink.check(check_pid_max(image))?;
+    let ours = sink.must(own_vdso())?;
     for p in &image.processes {
         let pid = p.pid as i32;
-        if !opts.pidns && std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            return refuse(format!(
-                "pid {pid} is in use; stop that process, restore elsewhere, or restore into a new PID namespace with --pidns"
-            ));
+        if !opts.pidns {
+            sink.check(pids_free(p))?;
         }
         if p.zombie {
             continue;
         }
-        for th in &p.threads {
-            if !opts.pidns && std::path::Path::new(&format!("/proc/{}", th.tid)).exists() {
-                return refuse(format!("tid {} of pid {pid} is in use", th.tid));
-            }
-        }
-        // vDSO: same code and same layout, or refuse.
-        let vd: Vec<_> = p
-            .vmas
-            .iter()
-            .filter(|v| v.kind == VmaKind::Vdso as i32)
-            .collect();
-        if !vd.is_empty() {
-            let base = vd
-                .iter()
-                .find(|v| v.name == "[vdso]")
-                .map(|v| v.start)
-                .unwrap_or(0);
-            let layout: Vec<(String, i64, u64)> = vd
-                .iter()
-                .map(|v| {
-                    (
-                        v.name.clone(),
-                        v.start as i64 - base as i64,
-                        v.end - v.start,
-                    )
-                })
-                .collect();
-            if layout != ours.0 || inv.vdso_hash != ours.1 {
-                return refuse(format!(
-                    "pid {pid}: the image's vDSO differs from this kernel's (dumped on {}, this is {}); restore on the same kernel",
-                    inv.kernel_release,
-                    crate::dump::kernel_release()
-                ));
-            }
-        }
-        files::check_files(p, &image.pipes)?;
-        for v in &p.vmas {
-            // Unlinked files come from the image.
-            if v.kind != VmaKind::File as i32 || v.shmem_id != 0 {
-                continue;
-            }
-            // A shared writable mapping writes its file: it may have
-            // changed (through this very process); it must only exist.
-            let writes_file =
-                v.flags & libc::MAP_SHARED as u32 != 0 && v.prot & libc::PROT_WRITE as u32 != 0;
-            check_same_file(
-                pid,
-                &v.name,
-                if writes_file { None } else { v.file.as_ref() },
-            )?;
-        }
+        sink.check(check_vdso(image, p, &ours))?;
+        sink.check(files::check_files(p, &image.pipes, dry))?;
+        sink.check(check_mapped(p))?;
         if p.exe_object == 0 {
-            check_same_file(pid, &p.exe_path, p.exe_id.as_ref())?;
+            sink.check(check_same_file(pid, &p.exe_path, p.exe_id.as_ref()))?;
         }
-        if let Some(c) = &p.creds {
-            // SAFETY-free: getuid via nix.
-            if !nix::unistd::geteuid().is_root()
-                && (c.uid != nix::unistd::getuid().as_raw() || c.cap_eff != 0)
-            {
-                return refuse(format!(
-                    "pid {pid} ran as uid {} with capabilities {:#x}; only root may restore credentials it does not hold",
-                    c.uid, c.cap_eff
-                ));
-            }
-        }
+        sink.check(check_creds(p))?;
     }
     if !opts.pidns {
-        check_ids_free(image)?;
+        sink.check(check_ids_free(image))?;
+    }
+    Ok(())
+}
+
+/// The error for a pid (or tid) that is taken.
+pub(super) fn in_use(holder: u32, what: String) -> RestoreError {
+    RestoreError::PidInUse { holder, what }
+}
+
+fn pids_free(p: &Process) -> Result<(), RestoreError> {
+    let pid = p.pid;
+    if Path::new(&format!("/proc/{pid}")).exists() {
+        return Err(in_use(pid, format!(
+            "pid {pid} is in use; stop that process, restore elsewhere, or restore into a new PID namespace with --pidns"
+        )));
+    }
+    if p.zombie {
+        return Ok(());
+    }
+    for th in &p.threads {
+        if Path::new(&format!("/proc/{}", th.tid)).exists() {
+            return Err(in_use(
+                th.tid,
+                format!("tid {} of pid {pid} is in use", th.tid),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// vDSO: same code and same layout, or refuse.
+fn check_vdso(image: &Image, p: &Process, ours: &Vdso) -> Result<(), RestoreError> {
+    let inv = &image.inventory;
+    let vd: Vec<_> = p
+        .vmas
+        .iter()
+        .filter(|v| v.kind == VmaKind::Vdso as i32)
+        .collect();
+    if vd.is_empty() {
+        return Ok(());
+    }
+    let base = vd
+        .iter()
+        .find(|v| v.name == "[vdso]")
+        .map(|v| v.start)
+        .unwrap_or(0);
+    let layout: Vec<(String, i64, u64)> = vd
+        .iter()
+        .map(|v| {
+            (
+                v.name.clone(),
+                (v.start as i64).wrapping_sub(base as i64),
+                v.end.wrapping_sub(v.start),
+            )
+        })
+        .collect();
+    if layout != ours.0 || inv.vdso_hash != ours.1 {
+        return Err(RestoreError::Refused(format!(
+            "pid {}: the image's vDSO differs from this kernel's (dumped on {}, this is {}); restore on the same kernel",
+            p.pid,
+            inv.kernel_release,
+            crate::dump::kernel_release()
+        )));
+    }
+    Ok(())
+}
+
+/// Every file the process maps is there and unchanged.
+fn check_mapped(p: &Process) -> Result<(), RestoreError> {
+    for v in &p.vmas {
+        // Unlinked files come from the image.
+        if v.kind != VmaKind::File as i32 || v.shmem_id != 0 {
+            continue;
+        }
+        // A shared writable mapping writes its file: it may have
+        // changed (through this very process); it must only exist.
+        let writes_file =
+            v.flags & libc::MAP_SHARED as u32 != 0 && v.prot & libc::PROT_WRITE as u32 != 0;
+        check_same_file(
+            p.pid as i32,
+            &v.name,
+            if writes_file { None } else { v.file.as_ref() },
+        )?;
+    }
+    Ok(())
+}
+
+fn check_creds(p: &Process) -> Result<(), RestoreError> {
+    let Some(c) = &p.creds else { return Ok(()) };
+    if !nix::unistd::geteuid().is_root()
+        && (c.uid != nix::unistd::getuid().as_raw() || c.cap_eff != 0)
+    {
+        return Err(RestoreError::Refused(format!(
+            "pid {} ran as uid {} with capabilities {:#x}; only root may restore credentials it does not hold",
+            p.pid, c.uid, c.cap_eff
+        )));
     }
     Ok(())
 }
@@ -162,7 +221,7 @@ fn check_ids_free(image: &Image) -> Result<(), RestoreError> {
             continue;
         };
         if pids.contains(&other) {
-            return Err(RestoreError::Refused(format!(
+            return Err(in_use(other, format!(
                 "pid {other} is in use; stop that process, restore elsewhere, or restore into a new PID namespace with --pidns"
             )));
         }
@@ -174,7 +233,7 @@ fn check_ids_free(image: &Image) -> Result<(), RestoreError> {
         };
         for (id, what) in [(st.pgrp, "process group"), (st.session, "session")] {
             if pids.contains(&id) {
-                return Err(RestoreError::Refused(format!(
+                return Err(in_use(other, format!(
                     "pid {id} is in use as the {what} of pid {other}, which is not part of the image; stop it, or restore into a new PID namespace with --pidns"
                 )));
             }
@@ -197,9 +256,12 @@ fn check_same_file(pid: i32, path: &str, id: Option<&img::FileId>) -> Result<(),
     Ok(())
 }
 
+/// Layout of a vDSO block relative to its [vdso] (name, offset, size),
+/// and the hash of its code.
+type Vdso = (Vec<(String, i64, u64)>, u64);
+
 /// Layout of our own vDSO block relative to [vdso], and its code hash.
-#[allow(clippy::type_complexity)]
-fn own_vdso() -> Result<(Vec<(String, i64, u64)>, u64), RestoreError> {
+fn own_vdso() -> Result<Vdso, RestoreError> {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
     let maps = stasis_proc::parse_maps(&maps).unwrap_or_default();
     let vd: Vec<_> = maps

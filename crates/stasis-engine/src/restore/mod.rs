@@ -1,10 +1,11 @@
 //! The restore driver.
 //!
-//! 1. Validate ([`checks`]): the image decodes (version, checksums,
+//! 1. Plan ([`plan`]): the image decodes (version, checksums,
 //!    completeness), the pages hash right, the kernel and CPU match, every
-//!    pid is free, every file is there and unchanged, and the tree's
-//!    sessions and groups can be rebuilt ([`crate::tree`]). Nothing is
-//!    created before this passes.
+//!    pid is free, every file is there and unchanged ([`checks`]), the
+//!    tree's sessions and groups can be rebuilt ([`crate::tree`]), and the
+//!    memory plan is made. Nothing is created before this passes, and
+//!    `dump --verify` runs the same planner ([`verify`]).
 //! 2. If the tree had an IPC namespace of its own, make a new one for the
 //!    restorer, which every process it forks inherits, and create its
 //!    System V objects there with their ids ([`crate::ipc`]). Open every
@@ -27,19 +28,22 @@
 
 pub mod checks;
 pub mod child;
+pub mod plan;
 pub mod target;
+pub mod verify;
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use stasis_image::{self as img, Image, PageRun, PagesReader, Process};
+use stasis_image::{self as img, Image, PageRun, Process};
 use stasis_sys::{ptrace, util};
 
 use crate::error::{RestoreError, SysCtx};
 use crate::tree::{self, Origin, Plan};
 use crate::{fault_point, files, identity, mm, signals, threads, timers, trampoline, Progress};
 pub use checks::validate;
+pub use plan::{Mode, Problems, RestorePlan};
 use target::Target;
 
 #[derive(Debug, Clone, Default)]
@@ -119,46 +123,14 @@ pub fn restore(
     let t0 = std::time::Instant::now();
     progress.phase("validating", 0);
     let image = img::read_core(dir)?;
-    validate(&image, opts)?;
+    let RestorePlan {
+        tree: plan,
+        cow,
+        needed,
+        pages,
+    } = plan::plan(&image, Some(dir), opts, Mode::Restore).map_err(Problems::first)?;
+    let pages = pages.ok_or_else(|| RestoreError::Refused("the plan has no page store".into()))?;
     let inv = &image.inventory;
-    let root_img = image
-        .processes
-        .iter()
-        .find(|p| p.pid == inv.root_pid)
-        .expect("validated");
-    if root_img.pid == 1 && !opts.pidns {
-        return Err(RestoreError::Refused(
-            "the tree ran in its own PID namespace (its root is PID 1); restore it with --pidns"
-                .into(),
-        ));
-    }
-    if opts.pidns && opts.shell_job {
-        return Err(RestoreError::Refused(
-            "--shell-job and --pidns together are not supported yet".into(),
-        ));
-    }
-    let plan = tree::plan(&image.processes, inv.root_pid, inv.shell_job, &|_| false)
-        .map_err(RestoreError::Refused)?;
-    for h in plan.helpers.keys() {
-        if !opts.pidns && Path::new(&format!("/proc/{h}")).exists() {
-            return Err(RestoreError::Refused(format!(
-                "pid {h} is in use; the image needs it for a process group whose leader had exited"
-            )));
-        }
-    }
-    let pages = PagesReader::open_image(dir, inv)?;
-    let runs: Vec<PageRun> = image
-        .pagemaps
-        .iter()
-        .flat_map(|pm| pm.runs.iter().cloned())
-        .chain(
-            inv.ipc
-                .iter()
-                .flat_map(|ns| ns.shm.iter())
-                .flat_map(|s| s.runs.iter().cloned()),
-        )
-        .collect();
-    pages.verify(&runs)?;
     if fault_point("restore-before-fork") {
         return Err(RestoreError::Injected("restore-before-fork"));
     }
@@ -214,7 +186,6 @@ pub fn restore(
     // stasis_image::store).
     let pages_path = dir.join(img::pages_file_name(inv)).display().to_string();
     // Per-process plans.
-    let cow = mm::cow::plan(&image.processes, &image.pagemaps, &plan);
     let premaps = cow.premaps.clone();
     tracing::debug!(
         "copy-on-write regions to premap: {:?}",
@@ -226,7 +197,6 @@ pub fn restore(
     );
     let mut plans = Vec::with_capacity(image.processes.len());
     let mut file_fds = Vec::with_capacity(image.processes.len());
-    let needed = files_by_table(&image.processes);
     for (i, p) in image.processes.iter().enumerate() {
         let mut helpers: Vec<(String, i32)> =
             vec![(pages_path.clone(), libc::O_RDONLY | libc::O_NOFOLLOW)];
@@ -235,12 +205,6 @@ pub fn restore(
             for (path, w) in needed[i].iter().cloned() {
                 fds.insert((path.clone(), w), helper_base + helpers.len() as RawFd);
                 helpers.push((path, if w { libc::O_RDWR } else { libc::O_RDONLY }));
-            }
-            if p.exe_object == 0 && !fds.contains_key(&(p.exe_path.clone(), false)) {
-                return Err(RestoreError::Refused(format!(
-                    "pid {}: image has no executable",
-                    p.pid
-                )));
             }
         } else {
             helpers.clear();
@@ -252,6 +216,9 @@ pub fn restore(
             is_root: i == plan.root,
             helpers,
             helper_base,
+            // Placed again here, not taken from the plan: the restorer's
+            // own memory (IPC attachments) changed since, and the child
+            // inherits it.
             tramp_addr: trampoline::find_hole(
                 &p.vmas,
                 &cow.visible[i].keys().copied().collect::<Vec<_>>(),
@@ -452,40 +419,6 @@ pub fn restore(
         exit_code,
         total_ms,
     })
-}
-
-/// The files each process's memory switch needs open (see
-/// [`mm::restore::needed_files`]). Processes that share one fd table
-/// (CLONE_FILES) all get the union, so they open the same files at the
-/// same numbers.
-fn files_by_table(procs: &[Process]) -> Vec<Vec<(String, bool)>> {
-    let by_pid: BTreeMap<u32, usize> = procs.iter().enumerate().map(|(i, p)| (p.pid, i)).collect();
-    let table_of = |p: &Process| -> u32 {
-        let mut i = by_pid[&p.pid];
-        while procs[i].files_shared_with_parent {
-            match by_pid.get(&procs[i].ppid) {
-                Some(&q) => i = q,
-                None => break,
-            }
-        }
-        procs[i].pid
-    };
-    let mut union: BTreeMap<u32, std::collections::BTreeSet<(String, bool)>> = BTreeMap::new();
-    for p in procs.iter().filter(|p| !p.zombie) {
-        union
-            .entry(table_of(p))
-            .or_default()
-            .extend(mm::restore::needed_files(p));
-    }
-    procs
-        .iter()
-        .map(|p| {
-            union
-                .get(&table_of(p))
-                .map(|s| s.iter().cloned().collect())
-                .unwrap_or_default()
-        })
-        .collect()
 }
 
 /// The restorer's copy of the table (descriptor numbers `.0..​.1`), closed

@@ -24,6 +24,38 @@ pub fn stasis_timeout() -> Duration {
     Duration::from_secs(secs)
 }
 
+/// A command running the `stasis` binary with `RUST_BACKTRACE=1`, so that
+/// a panic shows where; check what it wrote with [`assert_no_panic`] (or
+/// use [`stasis`], or [`NoPanic::no_panic`] on `.output()`).
+pub fn stasis_cmd() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_stasis"));
+    c.env("RUST_BACKTRACE", "1");
+    c
+}
+
+/// Fails the test if a stasis run panicked: a panic is a bug whatever the
+/// exit status the test expected (its stderr, backtrace included, is
+/// printed).
+pub fn assert_no_panic(shown: &str, stderr: &[u8]) {
+    let text = String::from_utf8_lossy(stderr);
+    assert!(!text.contains("panicked"), "`{shown}` panicked:\n{text}");
+}
+
+/// `.output().no_panic()`: the output of a [`stasis_cmd`], checked with
+/// [`assert_no_panic`].
+pub trait NoPanic {
+    fn no_panic(self) -> Self;
+}
+
+impl NoPanic for std::io::Result<Output> {
+    fn no_panic(self) -> Self {
+        if let Ok(o) = &self {
+            assert_no_panic("stasis", &o.stderr);
+        }
+        self
+    }
+}
+
 /// Runs the `stasis` binary with `args`, logging the command, status and
 /// stderr to the test output. Output goes to files, not pipes, so that a
 /// process that inherits them (a restored workload) cannot hang the test;
@@ -42,7 +74,7 @@ pub fn stasis(args: &[&str]) -> Output {
     let shown = format!("stasis {}", args.join(" "));
     let timeout = stasis_timeout();
     let start = Instant::now();
-    let mut child = Command::new(bin)
+    let mut child = stasis_cmd()
         .args(args)
         .stdin(Stdio::null())
         .stdout(out_f)
@@ -74,6 +106,7 @@ pub fn stasis(args: &[&str]) -> Output {
             format!("\n{}", String::from_utf8_lossy(&stderr).trim_end())
         }
     );
+    assert_no_panic(&shown, &stderr);
     Output {
         status,
         stdout,
@@ -85,7 +118,9 @@ fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// `stasis dump -t PID -D DIR` + `extra`; asserts success. Creates `dir`
+/// `stasis dump --verify -t PID -D DIR` + `extra`; asserts success, which
+/// with `--verify` means that restore's own checks and planning pass on
+/// the image read back from disk (see `stasis dump --help`). Creates `dir`
 /// (CRIU convention: the image directory exists and is empty). The tree is
 /// walked first, so that [`Workload::wait_gone`] can find its zombies once
 /// the dump has killed it.
@@ -93,7 +128,7 @@ pub fn dump(w: &Workload, dir: &Path, extra: &[&str]) {
     fs::create_dir_all(dir).expect("create image dir");
     w.processes();
     let pid = w.pid.to_string();
-    let mut args = vec!["dump", "-t", &pid, "-D", path_str(dir)];
+    let mut args = vec!["dump", "--verify", "-t", &pid, "-D", path_str(dir)];
     args.extend_from_slice(extra);
     w.mark(&format!("stasis {}", args.join(" ")));
     let out = stasis(&args);
@@ -443,8 +478,22 @@ pub fn copy_beside_original_is_refused(name: &str, expect: &[&str]) {
     let img = w.dir.join("img");
     let img = img.to_str().expect("utf-8");
     let pid = w.pid.to_string();
-    let out = stasis(&["dump", "-t", &pid, "-D", img, "--leave-running"]);
+    let out = stasis(&["dump", "-t", &pid, "-D", img, "--leave-running", "--verify"]);
     assert!(out.status.success(), "dump: {out:?}");
+    // What the original holds is a note of --verify, not a failure.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("verify: note: restorable once the original exits"),
+        "dump --verify should note what the original holds: {err}"
+    );
+    // Checked now, it would fail, with the error restore gives.
+    let out = stasis(&["restore", "-D", img, "--check-only", "--pidns"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "check-only should fail: {err}");
+    assert!(
+        expect.iter().all(|e| err.contains(e)),
+        "unclear check-only report (want {expect:?}): {err}"
+    );
     let out = stasis(&["restore", "-D", img, "-d", "--pidns"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "restore should fail: {err}");
