@@ -53,6 +53,11 @@ pub struct Gadgets {
 
 /// Looks for the gadgets in the target's executable mappings: the vDSO
 /// first, then libc, then the rest. `None` if either is missing.
+///
+/// Mappings are read in chunks and the search stops at the first find, and
+/// where a gadget was found is remembered per file (the same libc, the
+/// same vDSO text): the processes of a tree cost one search, each later
+/// one only a read of the few bytes that prove the gadget is still there.
 pub fn find_gadgets(pid: i32) -> Result<Option<Gadgets>, DumpError> {
     let maps = procfs::parsed(
         pid,
@@ -67,20 +72,14 @@ pub fn find_gadgets(pid: i32) -> Result<Option<Gadgets>, DumpError> {
         p if p.contains("/libc.so") || p.contains("/libc-") || p.contains("ld-musl") => 1,
         _ => 2,
     });
-    let (mut syscall_ret, mut sigreturn) = (None, None);
+    let mut found = [None, None];
     for m in exec {
-        let len = (m.end - m.start).min(SCAN_LIMIT) as usize;
-        let mut buf = vec![0u8; len];
-        if mem::read(pid, RemoteAddr(m.start), &mut buf).is_err() {
-            continue;
+        for (kind, slot) in found.iter_mut().enumerate() {
+            if slot.is_none() {
+                *slot = find_in(pid, m, kind);
+            }
         }
-        if syscall_ret.is_none() {
-            syscall_ret = find_syscall_ret(&buf).map(|i| RemoteAddr(m.start + i as u64));
-        }
-        if sigreturn.is_none() {
-            sigreturn = find_sigreturn(&buf).map(|i| RemoteAddr(m.start + i as u64));
-        }
-        if let (Some(s), Some(r)) = (syscall_ret, sigreturn) {
+        if let [Some(s), Some(r)] = found {
             return Ok(Some(Gadgets {
                 syscall_ret: s,
                 sigreturn: r,
@@ -88,6 +87,59 @@ pub fn find_gadgets(pid: i32) -> Result<Option<Gadgets>, DumpError> {
         }
     }
     Ok(None)
+}
+
+const SYSCALL_RET: usize = 0;
+const CHUNK: usize = 256 << 10;
+/// Longest gadget pattern, so a chunk overlaps the next by this much.
+const LONGEST: usize = 24;
+
+type MapKey = (String, u64, u64, u64);
+
+/// Where gadget `kind` was found, by mapped file (path, inode, offset,
+/// length) and offset into the mapping.
+static KNOWN: std::sync::Mutex<std::collections::BTreeMap<(MapKey, usize), u64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+fn search(kind: usize, code: &[u8]) -> Option<usize> {
+    if kind == SYSCALL_RET {
+        find_syscall_ret(code)
+    } else {
+        find_sigreturn(code)
+    }
+}
+
+/// Gadget `kind` in mapping `m` of `pid`, if it has one.
+fn find_in(pid: i32, m: &stasis_proc::MapsEntry, kind: usize) -> Option<RemoteAddr> {
+    let key = ((m.path.clone(), m.inode, m.offset, m.end - m.start), kind);
+    let known = KNOWN.lock().ok().and_then(|k| k.get(&key).copied());
+    if let Some(off) = known {
+        let mut b = [0u8; LONGEST];
+        let n = (LONGEST as u64).min(m.end - m.start - off) as usize;
+        if mem::read(pid, RemoteAddr(m.start + off), &mut b[..n]).is_ok()
+            && search(kind, &b[..n]) == Some(0)
+        {
+            return Some(RemoteAddr(m.start + off));
+        }
+    }
+    let len = (m.end - m.start).min(SCAN_LIMIT) as usize;
+    let mut buf = vec![0u8; CHUNK + LONGEST];
+    let mut at = 0usize;
+    while at < len {
+        let n = (CHUNK + LONGEST).min(len - at);
+        if mem::read(pid, RemoteAddr(m.start + at as u64), &mut buf[..n]).is_err() {
+            return None;
+        }
+        if let Some(i) = search(kind, &buf[..n]) {
+            let off = (at + i) as u64;
+            if let Ok(mut k) = KNOWN.lock() {
+                k.insert(key, off);
+            }
+            return Some(RemoteAddr(m.start + off));
+        }
+        at += CHUNK;
+    }
+    None
 }
 
 /// Offset of a `syscall` (0f 05) followed by nothing but 32-bit register
