@@ -204,10 +204,13 @@ fn dumper_campaign(tree: bool) {
             if st.success() {
                 "had finished"
             } else {
-                "killed"
+                "killed (finished if core.img is there and the tree gone)"
             }
         );
-        if st.success() {
+        // Killed after its image was committed, in the middle of killing
+        // the tree as asked: the tree is gone and the image must restore.
+        let committed = !st.success() && !leave && img.join("core.img").exists() && !w.is_running();
+        if st.success() || committed {
             finished += 1;
             if !leave {
                 w.wait_gone();

@@ -391,7 +391,17 @@ pub fn restore(
             what: format!("cannot write pidfile {}: {e}", f.display()),
         })?;
     }
-    // Resume everything together.
+    // Resume everything together. Every process is complete now, so a
+    // restorer that dies from here on must leave them all running: first
+    // EXITKILL goes (one cheap PTRACE_SETOPTIONS per thread, no wakeup,
+    // so the moment in which a death would leave some killed and some
+    // running is a few microseconds), then the threads are let go.
+    for l in &live {
+        for th in &l.p.threads {
+            ptrace::set_options(l.t.host(th.tid as i32), libc::PTRACE_O_TRACECLONE)
+                .rst_ctx(l.t.pid, "clear PTRACE_O_EXITKILL")?;
+        }
+    }
     for l in &live {
         for th in &l.p.threads {
             ptrace::detach(l.t.host(th.tid as i32), 0).rst_ctx(l.t.pid, "detach")?;
