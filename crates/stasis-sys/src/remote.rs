@@ -46,8 +46,12 @@ impl RemoteThread {
     pub fn syscall_raw(&self, nr: i64, args: &[u64]) -> Result<i64> {
         let saved = ptrace::get_regs(self.tid)?;
         let r = self.syscall_with(&saved, nr, args);
-        ptrace::set_regs(self.tid, &saved)?;
-        r
+        // The syscall's own failure (the thread was killed, say) says
+        // more than the failure to put registers back that follows it.
+        let back = ptrace::set_regs(self.tid, &saved);
+        let r = r?;
+        back?;
+        Ok(r)
     }
 
     /// Like [`syscall_raw`], but maps a negative return to an error.
@@ -130,7 +134,12 @@ impl RemoteThread {
                 other => {
                     return Err(SysError::Tracee {
                         tid: self.tid,
-                        what: format!("ended during remote syscall {nr}: {other:?}"),
+                        what: match other {
+                            Stop::Killed(libc::SIGKILL) => format!(
+                                "was killed (SIGKILL) during remote syscall {nr}; out of memory? (the OOM killer or its cgroup's memory limit; see the kernel log)"
+                            ),
+                            _ => format!("ended during remote syscall {nr}: {other:?}"),
+                        },
                     })
                 }
             }

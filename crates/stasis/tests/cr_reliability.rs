@@ -6,6 +6,7 @@ mod common;
 use common::NoPanic;
 
 use std::fs;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
@@ -168,4 +169,67 @@ fn churn_exec() {
 #[test]
 fn churn_mmap() {
     churn("mmap")
+}
+
+/// Restore into a memory cgroup too small for the image: the kernel's OOM
+/// killer takes the new process while its memory is filled. The restore
+/// fails with a line that says so, leaves nothing behind, and a restore
+/// outside the cgroup then works. Needs the cgroup v1 memory controller
+/// (as on these machines); skipped with a message otherwise.
+#[test]
+fn restore_out_of_memory_is_a_clear_error() {
+    if !require_root() {
+        return;
+    }
+    let root = std::path::Path::new("/sys/fs/cgroup/memory");
+    if !root.join("memory.limit_in_bytes").exists() {
+        eprintln!("SKIP no cgroup v1 memory controller at {}", root.display());
+        return;
+    }
+    let w = Workload::spawn_c(
+        "bigmem",
+        Spawn {
+            args: vec!["96".into()],
+            ..Default::default()
+        },
+    );
+    let img = w.dir.join("img");
+    dump(&w, &img, &[]);
+    w.wait_gone();
+    let cg = root.join(format!("stasis-oom-{}", std::process::id()));
+    fs::create_dir_all(&cg).expect("make cgroup");
+    struct Rm(std::path::PathBuf);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir(&self.0);
+        }
+    }
+    let _rm = Rm(cg.clone());
+    fs::write(cg.join("memory.limit_in_bytes"), "48M").expect("set limit");
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec {} restore -D {} -d",
+        cg.display(),
+        env!("CARGO_BIN_EXE_stasis"),
+        img.display()
+    );
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("run stasis in the cgroup");
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprintln!("restore in a 48M cgroup -> {}: {err}", out.status);
+    assert!(!err.contains("panicked"), "stasis panicked: {err}");
+    assert!(
+        !out.status.success(),
+        "the restore must fail in a 48M cgroup"
+    );
+    assert!(
+        err.contains(&format!("pid {}", w.pid)) && err.contains("out of memory"),
+        "the error must name the pid and the likely cause: {err}"
+    );
+    w.wait_gone();
+    restore(&img, &[]);
+    w.terminate_and_verdict()
+        .expect("restore outside the cgroup");
 }
