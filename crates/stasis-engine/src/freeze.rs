@@ -125,6 +125,9 @@ impl Frozen {
         let gadgets = guard::find_gadgets(pid)?;
         for t in &mut self.threads {
             let armed = match &gadgets {
+                // rt_sigreturn would look for a token on a shadow stack,
+                // which our frame has not (shadow stacks are refused later).
+                Some(_) if guard::has_shadow_stack(pid, t.tid) => None,
                 Some(g) => {
                     let extra = if t.tid == pid { guard::SCRATCH_LEN } else { 0 };
                     match guard::arm(pid, t.tid, &t.regs, t.sigmask, g, extra) {

@@ -175,6 +175,18 @@ fn find_sigreturn(code: &[u8]) -> Option<usize> {
         .or_else(|| code.windows(SHORT.len()).position(|w| w == SHORT))
 }
 
+/// True if thread `tid` runs with a user shadow stack (CET), which an
+/// rt_sigreturn through a frame of ours would not get past.
+pub fn has_shadow_stack(pid: i32, tid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status"))
+        .map(|s| {
+            s.lines()
+                .filter(|l| l.starts_with("x86_Thread_features:"))
+                .any(|l| l.split_whitespace().any(|w| w == "shstk"))
+        })
+        .unwrap_or(false)
+}
+
 /// One armed thread: where its frame is, and the scratch memory below it.
 #[derive(Debug, Clone, Copy)]
 pub struct Armed {
