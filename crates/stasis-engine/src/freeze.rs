@@ -146,13 +146,15 @@ impl Frozen {
             }
             t.armed = armed;
         }
-        if !self.threads.iter().all(|t| t.armed.is_some()) {
-            tracing::warn!(
-                "pid {pid}: no room or gadgets to guard its threads; if stasis is killed during this dump, the process may be left with its signals blocked"
-            );
-            return Ok(());
-        }
-        let g = gadgets.expect("armed threads imply gadgets");
+        let g = match gadgets {
+            Some(g) if self.is_armed() => g,
+            _ => {
+                tracing::warn!(
+                    "pid {pid}: no room or gadgets to guard its threads; if stasis is killed during this dump, the process may be left with its signals blocked"
+                );
+                return Ok(());
+            }
+        };
         self.syscall_at = g.syscall_ret;
         self.scratch = self.threads[0].armed.map(|a| a.scratch);
         self.requeue_held()
