@@ -11,7 +11,7 @@ use std::time::Instant;
 use stasis_image::{self as img, Image, Inventory, PageMap, PagesWriter, Process};
 
 use crate::error::DumpError;
-use crate::freeze::{Frozen, FrozenTree};
+use crate::handle::{Frozen, FrozenTree};
 use crate::{
     fault_point, files, identity, mm, procfs, signals, threads, timers, Progress, Resource,
 };
@@ -127,7 +127,7 @@ fn precheck(
     }
     // A parent inside vfork(2) sleeps until its child execs or exits and
     // would never reach the freeze; its child borrows its memory.
-    for c in crate::freeze::children_of(pid)? {
+    for c in crate::handle::frozen::children_of(pid)? {
         if stasis_sys::util::kcmp_same(pid, c as i32, stasis_sys::util::KCMP_VM).unwrap_or(false) {
             return refuse(format!(
                 "is waiting in vfork for its child {c} to exec or exit (they share memory); checkpoint it after that"

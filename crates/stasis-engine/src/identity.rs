@@ -10,9 +10,8 @@ use stasis_image::{Creds, Process, Rlimit};
 use stasis_proc::Status;
 
 use crate::error::{DumpError, RestoreError};
-use crate::freeze::Frozen;
+use crate::handle::{Frozen, Target};
 use crate::procfs;
-use crate::restore::target::Target;
 
 const PR_GET_PDEATHSIG: u64 = 2;
 const PR_SET_PDEATHSIG: u64 = 1;

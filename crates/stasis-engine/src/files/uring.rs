@@ -40,7 +40,7 @@ use stasis_image::{Fd, FdKind, IoUringMap, IoUringState, Process, Vma, VmaKind};
 use stasis_sys::RemoteAddr;
 
 use crate::error::RestoreError;
-use crate::restore::target::Target;
+use crate::handle::Target;
 
 const SETUP_SQPOLL: u32 = 1 << 1;
 const SETUP_SQ_AFF: u32 = 1 << 2;
@@ -527,7 +527,7 @@ fn register(t: &Target, fd: i32, s: &IoUringState) -> Result<(), RestoreError> {
         )?;
     }
     if !s.bufs.is_empty() {
-        let bytes = crate::restore::target::words(&s.bufs);
+        let bytes = crate::handle::words(&s.bufs);
         if bytes.len() as u64 > t.scratch_len {
             return Err(fail(format!(
                 "{} registered buffers is too many",

@@ -32,7 +32,7 @@ use stasis_sys::sysvipc::{self, IpcPerm, ShmAttach};
 
 use super::{check_id, rst_err, set_next_id, sysctl::NEXT_ID};
 use crate::error::{DumpError, RestoreError, SysCtx};
-use crate::restore::target::Target;
+use crate::handle::Target;
 
 /// `shm_perm.mode` bit of a segment removed while attached.
 pub const SHM_DEST: u32 = 0o1000;

@@ -11,7 +11,7 @@ use stasis_sys::RemoteAddr;
 use super::dedup::PageDedup;
 use super::PAGE;
 use crate::error::{DumpError, SysCtx};
-use crate::freeze::Frozen;
+use crate::handle::Frozen;
 use crate::procfs;
 use crate::Progress;
 

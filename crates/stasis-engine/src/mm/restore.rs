@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use stasis_image::{self as img, PageRun, Process, Vma, VmaKind};
 
 use crate::error::RestoreError;
-use crate::restore::target::{words, Target};
+use crate::handle::{words, Target};
 
 const ARCH_MAP_VDSO_64: u64 = 0x2003;
 const PR_SET_MM: u64 = 35;

@@ -29,7 +29,6 @@
 pub mod checks;
 pub mod child;
 pub mod plan;
-pub mod target;
 pub mod verify;
 
 use std::collections::BTreeMap;
@@ -40,11 +39,11 @@ use stasis_image::{self as img, Image, PageRun, Process};
 use stasis_sys::{ptrace, util};
 
 use crate::error::{RestoreError, SysCtx};
+use crate::handle::Target;
 use crate::tree::{self, Origin, Plan};
 use crate::{fault_point, files, identity, mm, signals, threads, timers, trampoline, Progress};
 pub use checks::validate;
 pub use plan::{Mode, Problems, RestorePlan};
-use target::Target;
 
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
@@ -84,7 +83,7 @@ impl Drop for KillGuard {
         let tids: Vec<(i32, Vec<i32>)> = self
             .seized
             .iter()
-            .map(|p| (*p, crate::freeze::list_tids(*p).unwrap_or_default()))
+            .map(|p| (*p, crate::handle::frozen::list_tids(*p).unwrap_or_default()))
             .collect();
         for pid in &self.pids {
             let _ = util::kill(*pid, libc::SIGKILL);
@@ -452,7 +451,7 @@ fn ns_pids(top: i32) -> Result<BTreeMap<u32, i32>, RestoreError> {
             out.insert(inner, pid);
         }
         queue.extend(
-            crate::freeze::children_of(pid)
+            crate::handle::frozen::children_of(pid)
                 .unwrap_or_default()
                 .into_iter()
                 .map(|c| c as i32),
