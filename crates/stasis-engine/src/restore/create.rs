@@ -9,6 +9,7 @@ use stasis_image::Image;
 use stasis_sys::{ptrace, util};
 
 use super::child::{self, Common};
+use super::table::TableGuard;
 use super::RestoreOptions;
 use crate::error::RestoreError;
 use crate::mm::cow::CowPlan;
@@ -57,10 +58,29 @@ impl Hosts {
     }
 }
 
+/// Creates the tree and waits until it is set up: returns our child (the
+/// root, or the new namespace's init), a guard that kills every process
+/// of the tree unless disarmed, and our pids of the tree's. `ours`, the
+/// restorer's copies of the table, is closed once the root is forked.
+pub(super) fn create_tree(
+    common: &Common<'_>,
+    image: &Image,
+    plan: &Plan,
+    cow: &mut CowPlan,
+    opts: &RestoreOptions,
+    ours: TableGuard,
+    status_r: &impl AsRawFd,
+) -> Result<(i32, KillGuard, Hosts), RestoreError> {
+    let (first, mut guard) = fork_root(common, image, plan, opts)?;
+    drop(ours);
+    let hosts = wait_ready(status_r, image, plan, cow, first, opts.pidns, &mut guard)?;
+    Ok((first, guard, hosts))
+}
+
 /// Forks the root with its pid, which forks the rest of the tree. Returns
 /// our child (the root, or the new namespace's init) and a guard that
 /// kills every process of the tree unless disarmed.
-pub(super) fn fork_root(
+fn fork_root(
     common: &Common<'_>,
     image: &Image,
     plan: &Plan,
@@ -119,7 +139,7 @@ pub(super) fn fork_root(
 /// Waits until every process (and group stand-in) has reported its setup,
 /// takes their notes into `cow`, and finds our pids of them (`first`
 /// being the new PID namespace's init, with `pidns`).
-pub(super) fn wait_ready(
+fn wait_ready(
     status_r: &impl AsRawFd,
     image: &Image,
     plan: &Plan,

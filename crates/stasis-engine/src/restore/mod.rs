@@ -88,11 +88,8 @@ pub fn restore(
         pages,
     } = plan::plan(&image, Some(dir), opts, Mode::Restore).map_err(Problems::first)?;
     let pages = pages.ok_or_else(|| RestoreError::Refused("the plan has no page store".into()))?;
-    if fault_point("restore-before-fork") {
-        return Err(RestoreError::Injected("restore-before-fork"));
-    }
     let (tty, ipc) = prepare_restorer(&image, &pages, opts, progress)?;
-    let table = table::open(&image, pages.file(), tty.as_deref())?;
+    let (table, ours) = table::open(&image, pages.file(), tty.as_deref())?;
     // Opened again by path in each child, never through a link (see
     // stasis_image::store).
     let pages_path = dir
@@ -109,27 +106,17 @@ pub fn restore(
         &pages_path,
         table.helper_base,
     )?;
-    let common = child::Common {
-        plans: &plans,
-        slot: &table.descs.slot,
-        table_base: table.base,
-        status_fd: table.status_fd,
-        block_fd: table.block_fd,
-        pages: &pages_path,
-    };
+    let common = table.common(&plans, &pages_path);
 
     progress.phase("creating processes", 0);
-    let (first, mut guard) = create::fork_root(&common, &image, &plan, opts)?;
-    // Our copies of the table are not needed any more.
-    drop(table.ours);
-    let hosts = create::wait_ready(
-        &table.status_r,
+    let (first, mut guard, hosts) = create::create_tree(
+        &common,
         &image,
         &plan,
         &mut cow,
-        first,
-        opts.pidns,
-        &mut guard,
+        opts,
+        ours,
+        &table.status_r,
     )?;
     let order = tree::creation_order(&plan);
     let targets = seize::seize_all(&image, &order, &plans, &hosts, &mut guard)?;
@@ -158,21 +145,31 @@ pub fn restore(
     drop(table.block_w);
     redraw_terminals(&image, &hosts);
     let total_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let exit_code = if opts.detach {
-        None
-    } else {
-        // The root, or the namespace's init, which ends as the root does.
-        Some(util::wait_exit(first).rst_ctx(root_host, "wait for exit")?)
-    };
     Ok(Restored {
         pid: root_host,
         processes: image.processes.len(),
-        exit_code,
+        exit_code: wait_root(opts, first, root_host)?,
         total_ms,
     })
 }
 
-/// Readies the restorer itself: the highest fd limit, the terminal a
+/// Without `-d`, waits for the root (or the namespace's init, `first`,
+/// which ends as the root does) and returns its exit status.
+fn wait_root(
+    opts: &RestoreOptions,
+    first: i32,
+    root_host: i32,
+) -> Result<Option<i32>, RestoreError> {
+    if opts.detach {
+        return Ok(None);
+    }
+    Ok(Some(
+        util::wait_exit(first).rst_ctx(root_host, "wait for exit")?,
+    ))
+}
+
+/// Readies the restorer itself (the last point where a test can make
+/// restore fail before anything exists): the highest fd limit, the terminal a
 /// shell job gets, and the tree's own IPC namespace (made here, before the
 /// first fork, so that every process of the tree inherits it).
 fn prepare_restorer(
@@ -181,6 +178,9 @@ fn prepare_restorer(
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<(Option<String>, Option<IpcRestore>), RestoreError> {
+    if fault_point("restore-before-fork") {
+        return Err(RestoreError::Injected("restore-before-fork"));
+    }
     if let Ok((_, hard)) = util::getrlimit(libc::RLIMIT_NOFILE) {
         let _ = util::setrlimit(libc::RLIMIT_NOFILE, hard, hard);
     }

@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use stasis_image::Image;
 use stasis_sys::util;
 
-use super::child::ChildPlan;
+use super::child::{ChildPlan, Common};
 use crate::error::{RestoreError, SysCtx};
 use crate::mm::cow::{CowPlan, Premap};
 use crate::tree::Plan;
@@ -33,8 +33,20 @@ pub(super) struct Table {
     pub descs: files::Descriptions,
     /// First number after the table: each process's helper files.
     pub helper_base: RawFd,
-    /// Our copies of the table, closed once the processes have theirs.
-    pub ours: TableGuard,
+}
+
+impl Table {
+    /// What every child reads: the plans and where the table is.
+    pub fn common<'a>(&'a self, plans: &'a [ChildPlan<'a>], pages: &'a str) -> Common<'a> {
+        Common {
+            plans,
+            slot: &self.descs.slot,
+            table_base: self.base,
+            status_fd: self.status_fd,
+            block_fd: self.block_fd,
+            pages,
+        }
+    }
 }
 
 /// The restorer's copy of the table (descriptor numbers `.0..​.1`), closed
@@ -50,8 +62,13 @@ impl Drop for TableGuard {
 }
 
 /// Opens the table: status and block pipes, shmem and file objects (which
-/// some descriptions reopen), descriptions.
-pub(super) fn open(image: &Image, pages: &File, tty: Option<&str>) -> Result<Table, RestoreError> {
+/// some descriptions reopen), descriptions. The guard closes our copies of
+/// it, once the processes have theirs.
+pub(super) fn open(
+    image: &Image,
+    pages: &File,
+    tty: Option<&str>,
+) -> Result<(Table, TableGuard), RestoreError> {
     let max_fd = image
         .processes
         .iter()
@@ -72,7 +89,7 @@ pub(super) fn open(image: &Image, pages: &File, tty: Option<&str>) -> Result<Tab
     let descs = files::Descriptions::open(&image.processes, &image.pipes, &shmem, tty, ours.1)?;
     let helper_base = descs.end;
     ours.1 = helper_base;
-    Ok(Table {
+    let table = Table {
         base,
         status_r,
         block_w,
@@ -81,8 +98,8 @@ pub(super) fn open(image: &Image, pages: &File, tty: Option<&str>) -> Result<Tab
         shmem,
         descs,
         helper_base,
-        ours,
-    })
+    };
+    Ok((table, ours))
 }
 
 /// Each process's plan for its own setup, and the numbers (after
