@@ -165,20 +165,7 @@ fn dump_process(
         frozen.map_scratch()?;
     }
 
-    let mut p = Process {
-        pid: pid as u32,
-        ppid: stat.ppid,
-        pgid: stat.pgrp,
-        sid: stat.session,
-        exit_signal: stat.exit_signal as u32,
-        tty_fg_pgid: if stat.session == pid as u32 && stat.tty_nr != 0 && stat.tpgid > 0 {
-            stat.tpgid as u32
-        } else {
-            0
-        },
-        ctty_pty: files::pty::pts_index(stat.tty_nr as u64).map_or(0, |i| i + 1),
-        ..Default::default()
-    };
+    let mut p = process_record(pid, &stat);
     let mut runs = Vec::new();
     let mut pages_bytes = 0;
     for r in Resource::ALL {
@@ -187,14 +174,7 @@ fn dump_process(
             Resource::Identity => identity::dump_identity(frozen, &status, &mut p)?,
             Resource::Files => {
                 p.fds = files.dump_fds(pid, opts.shell_job)?;
-                let exe = procfs::read_link(pid, "exe")?;
-                if exe.ends_with(stasis_proc::maps::DELETED_SUFFIX) {
-                    // Deleted or replaced since it was started.
-                    p.exe_object = files.objects.add(pid, "exe", &exe, 0)?;
-                } else {
-                    p.exe_path = exe;
-                    p.exe_id = Some(procfs::file_id(&procfs::stat(pid, "exe")?));
-                }
+                dump_exe(files, pid, &mut p)?;
             }
             Resource::Memory => {
                 p.mm = Some(mm::dump::dump_mm(pid, frozen)?);
@@ -215,4 +195,36 @@ fn dump_process(
         }
     }
     Ok((p, runs, pages_bytes))
+}
+
+/// The record of process `pid` with its place in the tree (from `stat`),
+/// before any [`Resource`] is collected.
+fn process_record(pid: i32, stat: &stasis_proc::Stat) -> Process {
+    Process {
+        pid: pid as u32,
+        ppid: stat.ppid,
+        pgid: stat.pgrp,
+        sid: stat.session,
+        exit_signal: stat.exit_signal as u32,
+        tty_fg_pgid: if stat.session == pid as u32 && stat.tty_nr != 0 && stat.tpgid > 0 {
+            stat.tpgid as u32
+        } else {
+            0
+        },
+        ctty_pty: files::pty::pts_index(stat.tty_nr as u64).map_or(0, |i| i + 1),
+        ..Default::default()
+    }
+}
+
+/// Its executable: by path, or as an object when it was deleted or
+/// replaced since it was started.
+fn dump_exe(files: &mut files::FileTable, pid: i32, p: &mut Process) -> Result<(), DumpError> {
+    let exe = procfs::read_link(pid, "exe")?;
+    if exe.ends_with(stasis_proc::maps::DELETED_SUFFIX) {
+        p.exe_object = files.objects.add(pid, "exe", &exe, 0)?;
+    } else {
+        p.exe_path = exe;
+        p.exe_id = Some(procfs::file_id(&procfs::stat(pid, "exe")?));
+    }
+    Ok(())
 }
