@@ -70,20 +70,74 @@ fn page_up(n: u64) -> u64 {
 pub fn dump(pid: i32, fd: &mut Fd, ino: u64) -> Result<(), String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.fd))
         .map_err(|e| format!("an io_uring instance whose fdinfo cannot be read: {e}"))?;
-    let get = |k: &str| -> Option<i64> {
-        text.lines().find_map(|l| {
-            let (key, v) = l.split_once(':')?;
-            (key.trim() == k).then(|| {
-                let v = v.trim();
-                match v.strip_prefix("0x") {
-                    Some(h) => i64::from_str_radix(h, 16).ok(),
-                    None => v.parse().ok(),
-                }
-            })?
-        })
-    };
+    let get = |k: &str| fdinfo_value(&text, k);
     let need =
         |k: &str| get(k).ok_or_else(|| format!("an io_uring instance without {k} in fdinfo"));
+    let position = check_idle(&text, &need)?;
+    let sq_entries = need("SqMask")? as u32 + 1;
+    let cq_entries = need("CqMask")? as u32 + 1;
+    let mut flags = 0;
+    if cq_entries != 2 * sq_entries {
+        flags |= SETUP_CQSIZE;
+    }
+    let sq_cpu = get("SqThreadCpu").unwrap_or(-1) as i32;
+    if get("SqThread").unwrap_or(-1) >= 0 {
+        flags |= SETUP_SQPOLL;
+        // The thread's current CPU; bound only if the affinity says so.
+    }
+    flags |= issuer_flags(pid, fd.fd)?;
+    let (maps, memfd_backed) = match ring_maps(pid, ino)? {
+        m if !m.is_empty() => (m, false),
+        _ => (restored_maps(pid, fd.fd)?, true),
+    };
+    if maps.is_empty() {
+        return Err(
+            "an io_uring instance that is not mapped (IORING_SETUP_NO_MMAP?), which stasis cannot restore"
+                .into(),
+        );
+    }
+    flags |= size_flags(&maps, sq_entries, cq_entries);
+    let (files, files_nr) = registered_files(pid, &text)?;
+    let bufs = registered_bufs(&text);
+    fd.kind = FdKind::IoUring as i32;
+    fd.path = String::new();
+    fd.io_uring = Some(IoUringState {
+        sq_entries,
+        cq_entries,
+        setup_flags: flags,
+        sq_thread_cpu: if flags & SETUP_SQPOLL != 0 && cpu_bound(&text) {
+            sq_cpu
+        } else {
+            -1
+        },
+        position,
+        files,
+        files_nr,
+        bufs,
+        maps,
+        memfd_backed,
+    });
+    Ok(())
+}
+
+/// The value of field `k` of ring fdinfo `text` (decimal or 0x hex).
+fn fdinfo_value(text: &str, k: &str) -> Option<i64> {
+    text.lines().find_map(|l| {
+        let (key, v) = l.split_once(':')?;
+        (key.trim() == k).then(|| {
+            let v = v.trim();
+            match v.strip_prefix("0x") {
+                Some(h) => i64::from_str_radix(h, 16).ok(),
+                None => v.parse().ok(),
+            }
+        })?
+    })
+}
+
+/// Refuses a ring that is not idle (requests queued, in flight or
+/// unreaped, overflowed or polled), has personalities, or is past the
+/// position restore can reach; returns its position.
+fn check_idle(text: &str, need: &dyn Fn(&str) -> Result<i64, String>) -> Result<u32, String> {
     let (sq_head, sq_tail, cached_sq) = (need("SqHead")?, need("SqTail")?, need("CachedSqHead")?);
     let (cq_head, cq_tail, cached_cq) = (need("CqHead")?, need("CqTail")?, need("CachedCqTail")?);
     let refuse = |why: String| {
@@ -123,36 +177,29 @@ pub fn dump(pid: i32, fd: &mut Fd, ino: u64) -> Result<(), String> {
             "an io_uring instance at position {position}, past the {MAX_POSITION} that restore can reach"
         ));
     }
-    let sq_entries = need("SqMask")? as u32 + 1;
-    let cq_entries = need("CqMask")? as u32 + 1;
+    Ok(position)
+}
+
+/// The single-issuer setup flags of ring fd `fd` of `pid`, probed on our
+/// own copy of it.
+fn issuer_flags(pid: i32, fd: i32) -> Result<u32, String> {
     let mut flags = 0;
-    if cq_entries != 2 * sq_entries {
-        flags |= SETUP_CQSIZE;
-    }
-    let sq_cpu = get("SqThreadCpu").unwrap_or(-1) as i32;
-    if get("SqThread").unwrap_or(-1) >= 0 {
-        flags |= SETUP_SQPOLL;
-        // The thread's current CPU; bound only if the affinity says so.
-    }
     {
-        let copy = stasis_sys::pidfd::copy_of(pid, stasis_sys::RemoteFd(fd.fd))
-            .map_err(|e| e.to_string())?;
+        let copy =
+            stasis_sys::pidfd::copy_of(pid, stasis_sys::RemoteFd(fd)).map_err(|e| e.to_string())?;
         if stasis_sys::uring::defer_taskrun(copy.as_raw_fd()) {
             flags |= SETUP_SINGLE_ISSUER | SETUP_DEFER_TASKRUN;
         } else if stasis_sys::uring::single_issuer(copy.as_raw_fd()) {
             flags |= SETUP_SINGLE_ISSUER;
         }
     }
-    let (maps, memfd_backed) = match ring_maps(pid, ino)? {
-        m if !m.is_empty() => (m, false),
-        _ => (restored_maps(pid, fd.fd)?, true),
-    };
-    if maps.is_empty() {
-        return Err(
-            "an io_uring instance that is not mapped (IORING_SETUP_NO_MMAP?), which stasis cannot restore"
-                .into(),
-        );
-    }
+    Ok(flags)
+}
+
+/// The setup flags that the sizes of the ring's mappings reveal
+/// (SQE128, CQE32).
+fn size_flags(maps: &[IoUringMap], sq_entries: u32, cq_entries: u32) -> u32 {
+    let mut flags = 0;
     let len_of = |off: u64| {
         maps.iter()
             .find(|m| m.pgoff == off)
@@ -175,27 +222,7 @@ pub fn dump(pid: i32, fd: &mut Fd, ino: u64) -> Result<(), String> {
             flags |= SETUP_CQE32;
         }
     }
-    let (files, files_nr) = registered_files(pid, &text)?;
-    let bufs = registered_bufs(&text);
-    fd.kind = FdKind::IoUring as i32;
-    fd.path = String::new();
-    fd.io_uring = Some(IoUringState {
-        sq_entries,
-        cq_entries,
-        setup_flags: flags,
-        sq_thread_cpu: if flags & SETUP_SQPOLL != 0 && cpu_bound(&text) {
-            sq_cpu
-        } else {
-            -1
-        },
-        position,
-        files,
-        files_nr,
-        bufs,
-        maps,
-        memfd_backed,
-    });
-    Ok(())
+    flags
 }
 
 /// The memory of a ring that an earlier restore gave it (memfds named by
