@@ -29,6 +29,7 @@ pub mod eventfd;
 pub mod fanotify;
 pub mod fifo;
 pub mod inotify;
+mod kinds;
 pub mod locks;
 pub mod mqueue;
 pub mod pidfd;
@@ -242,21 +243,9 @@ impl FileTable {
             let ino: u64 = rest.trim_end_matches(']').parse().unwrap_or(0);
             return self.describe_socket(pid, fd, ino, shell_job);
         }
-        if link == "anon_inode:[io_uring]" {
-            return uring::dump(pid, fd, info.ino).map_err(|what| refuse(&what));
-        }
-        let event: Option<Result<(), String>> = match link {
-            "anon_inode:[eventfd]" => Some(eventfd::dump(fd, info)),
-            "anon_inode:[signalfd]" => Some(signalfd::dump(fd, info)),
-            "anon_inode:[timerfd]" => Some(timerfd::dump(fd, info)),
-            "anon_inode:[eventpoll]" => Some(epoll::dump(pid, fd, info)),
-            "anon_inode:[pidfd]" => Some(pidfd::dump(fd, info)),
-            "anon_inode:inotify" => Some(inotify::dump(pid, fd, info)),
-            "anon_inode:[fanotify]" => Some(fanotify::dump(pid, fd)),
-            _ => None,
-        };
-        if let Some(r) = event {
-            return r.map_err(|what| refuse(&what));
+        // A kind told by its link alone (see [`kinds`]).
+        if let Some(dump) = kinds::dump_by_link(link) {
+            return dump(pid, fd, info).map_err(|what| refuse(&what));
         }
         if let Some(kind) = link.strip_prefix("anon_inode:") {
             return Err(refuse(&format!(
@@ -603,11 +592,8 @@ pub fn check_files(p: &Process, pipes: &[Pipe], dry: bool) -> Result<(), Restore
     locks::check(p)?;
     for fd in &p.fds {
         let kind = FdKind::try_from(fd.kind).unwrap_or(FdKind::Regular);
-        match kind {
-            FdKind::Fifo => fifo::check(p, fd, pipes)?,
-            FdKind::Inotify => inotify::check(p, fd)?,
-            FdKind::Fanotify => fanotify::check(p, fd)?,
-            _ => {}
+        if let Some(check) = kinds::kind(kind).check {
+            check(p, fd, pipes)?;
         }
         if !matches!(kind, FdKind::Regular | FdKind::Directory | FdKind::CharDev) {
             continue;

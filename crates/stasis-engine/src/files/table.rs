@@ -8,10 +8,8 @@ use std::os::fd::RawFd;
 use stasis_image::{Fd, FdKind, Pipe, Process};
 use stasis_sys::util;
 
-use super::{
-    epoll, eventfd, fanotify, fifo, inotify, locks, mqueue, pipe, pty, signalfd, timerfd, unix,
-    unlinked, OPEN_FLAGS, SETFL_FLAGS,
-};
+use super::kinds::{self, Open};
+use super::{fifo, locks, mqueue, pipe, pty, unix, unlinked, OPEN_FLAGS, SETFL_FLAGS};
 use crate::error::{RestoreError, SysCtx};
 
 /// Every open file description of the image, opened once by the restorer
@@ -199,7 +197,7 @@ impl Openers<'_> {
     }
 
     /// Opens description `fd` (of kind `kind`, to go at `at`, opened for
-    /// `pid`) somewhere above the table: one arm per kind.
+    /// `pid`) somewhere above the table, the way [`kinds::kind`] says.
     fn open(&mut self, kind: FdKind, at: RawFd, pid: u32, fd: &Fd) -> Result<RawFd, RestoreError> {
         let end = self.end;
         let failed = |what: String| RestoreError::Failed {
@@ -207,12 +205,12 @@ impl Openers<'_> {
             what,
         };
         let what = |e: stasis_sys::SysError| failed(format!("fd {} ({}): {e}", fd.fd, fd.path));
-        Ok(match kind {
-            FdKind::Pipe => self
+        Ok(match kinds::kind(kind).open {
+            Open::Pipe => self
                 .pipes_made
                 .open(fd, end)
                 .map_err(|e| failed(format!("fd {}: {e}", fd.fd)))?,
-            FdKind::Tty => {
+            Open::Tty => {
                 let path = self.tty.ok_or_else(|| RestoreError::Refused(format!(
                     "pid {pid} fd {} was the terminal {}; restore has no terminal to give it (run from a terminal with --shell-job)",
                     fd.fd, fd.path
@@ -220,47 +218,38 @@ impl Openers<'_> {
                 util::open_raw(path, (fd.flags as i32 & OPEN_FLAGS) | libc::O_NOCTTY)
                     .map_err(what)?
             }
-            FdKind::EventFd => eventfd::open(fd).map_err(what)?,
-            FdKind::SignalFd => signalfd::open(fd).map_err(what)?,
-            FdKind::TimerFd => timerfd::open(fd).map_err(what)?,
-            FdKind::Epoll => epoll::open(fd).map_err(what)?,
-            FdKind::PidFd | FdKind::IoUring => {
+            Open::Own(open, label) => open(fd).map_err(|e| {
+                failed(format!("fd {} ({}): {e}", fd.fd, label.unwrap_or(&fd.path)))
+            })?,
+            Open::InProcess => {
                 // Only in flight: the process makes its own.
                 return Err(failed(format!(
                     "fd {}: a {kind:?} in flight in a unix socket, which the image cannot hold",
                     fd.fd
                 )));
             }
-            FdKind::Fanotify => {
-                fanotify::open(fd).map_err(|e| failed(format!("fd {} (fanotify): {e}", fd.fd)))?
-            }
-            FdKind::Inotify => {
-                inotify::open(fd).map_err(|e| failed(format!("fd {} (inotify): {e}", fd.fd)))?
-            }
-            FdKind::PtyMaster | FdKind::PtySlave => self
+            Open::Pty => self
                 .ptys
                 .open(fd)
                 .map_err(|e| failed(format!("fd {} (pty {}): {e}", fd.fd, fd.pty_index)))?,
-            FdKind::Mqueue => self
+            Open::Mqueue => self
                 .queues
                 .open(fd, end)
                 .map_err(|e| failed(format!("fd {} (message queue {}): {e}", fd.fd, fd.path)))?,
-            FdKind::Fifo => self
+            Open::Fifo => self
                 .fifos
                 .open(fd, self.pipes, end)
                 .map_err(|e| failed(format!("fd {} (FIFO {}): {e}", fd.fd, fd.path)))?,
-            FdKind::Unlinked => self.open_unlinked(pid, fd)?,
-            FdKind::UnixSocket => {
+            Open::Unlinked => self.open_unlinked(pid, fd)?,
+            Open::UnixSocket => {
                 let s = self.socks.open(fd).map_err(what)?;
                 if let Some(u) = &fd.unix {
                     self.sock_at.insert(u.ino, at);
                 }
                 lift(s, end)?
             }
-            FdKind::Regular | FdKind::Directory | FdKind::CharDev => {
-                util::open_raw(&fd.path, (fd.flags as i32 & OPEN_FLAGS) | libc::O_NOCTTY)
-                    .map_err(what)?
-            }
+            Open::Path => util::open_raw(&fd.path, (fd.flags as i32 & OPEN_FLAGS) | libc::O_NOCTTY)
+                .map_err(what)?,
         })
     }
 
@@ -321,5 +310,5 @@ pub fn install_in_child(p: &Process, slot: &BTreeMap<(u32, i32), RawFd>) -> Resu
 /// the whole tree; a ring belongs to the process that set it up), left out
 /// of the restorer's table.
 fn made_in_process(fd: &Fd) -> bool {
-    fd.kind == FdKind::PidFd as i32 || fd.kind == FdKind::IoUring as i32
+    kinds::made_in_process(fd.kind)
 }
