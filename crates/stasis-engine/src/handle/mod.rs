@@ -10,7 +10,7 @@
 //!
 //! This module sits at the bottom of the engine: every resource module
 //! (`mm`, `files`, `threads`, ...) may use it, and it uses none of them. The
-//! drivers ([`crate::dump`], [`crate::restore`]) sit on top and make the
+//! drivers (`dump`, `restore`) sit on top and make the
 //! handles; no resource module imports a driver.
 
 pub mod frozen;
