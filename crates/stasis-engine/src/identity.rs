@@ -10,9 +10,8 @@ use stasis_image::{Creds, Process, Rlimit};
 use stasis_proc::Status;
 
 use crate::error::{DumpError, RestoreError};
-use crate::freeze::Frozen;
+use crate::handle::{Frozen, Target};
 use crate::procfs;
-use crate::restore::target::Target;
 
 const PR_GET_PDEATHSIG: u64 = 2;
 const PR_SET_PDEATHSIG: u64 = 1;
@@ -57,29 +56,7 @@ pub fn dump_identity(frozen: &Frozen, status: &Status, p: &mut Process) -> Resul
         cap_amb: status.cap_amb,
         securebits: securebits as u32,
     });
-    let limits = procfs::parsed(
-        pid,
-        stasis_proc::parse_limits(&procfs::read_string(pid, "limits")?),
-    )?;
-    for l in &limits {
-        let (_, our_max) = stasis_sys::util::getrlimit(l.resource).unwrap_or((0, u64::MAX));
-        if l.hard > our_max {
-            return Err(DumpError::Refused {
-                pid,
-                what: format!(
-                    "has hard limit {} for {} above stasis's own ({}); restore could not set it without CAP_SYS_RESOURCE",
-                    l.hard,
-                    stasis_proc::rlimit_name(l.resource).unwrap_or("?"),
-                    our_max
-                ),
-            });
-        }
-        p.rlimits.push(Rlimit {
-            resource: l.resource,
-            cur: l.soft,
-            max: l.hard,
-        });
-    }
+    p.rlimits.extend(dump_rlimits(pid)?);
     p.umask = status.umask.unwrap_or(0o022);
     p.cwd = procfs::read_link(pid, "cwd")?;
     p.root = procfs::read_link(pid, "root")?;
@@ -115,6 +92,36 @@ pub fn dump_identity(frozen: &Frozen, status: &Status, p: &mut Process) -> Resul
         }
     }
     Ok(())
+}
+
+/// Its resource limits; a hard limit above ours is refused, since
+/// restore could not set it.
+fn dump_rlimits(pid: i32) -> Result<Vec<Rlimit>, DumpError> {
+    let mut out = Vec::new();
+    let limits = procfs::parsed(
+        pid,
+        stasis_proc::parse_limits(&procfs::read_string(pid, "limits")?),
+    )?;
+    for l in &limits {
+        let (_, our_max) = stasis_sys::util::getrlimit(l.resource).unwrap_or((0, u64::MAX));
+        if l.hard > our_max {
+            return Err(DumpError::Refused {
+                pid,
+                what: format!(
+                    "has hard limit {} for {} above stasis's own ({}); restore could not set it without CAP_SYS_RESOURCE",
+                    l.hard,
+                    stasis_proc::rlimit_name(l.resource).unwrap_or("?"),
+                    our_max
+                ),
+            });
+        }
+        out.push(Rlimit {
+            resource: l.resource,
+            cur: l.soft,
+            max: l.hard,
+        });
+    }
+    Ok(out)
 }
 
 /// Highest capability number this kernel knows.

@@ -3,9 +3,15 @@
 //! One module per kind of resource ([`mm`], [`threads`], [`signals`],
 //! [`timers`], [`files`], [`identity`]). Each has a `dump_*` half that
 //! reads a frozen target into image records and a `restore_*` half that
-//! rebuilds it in a new process. [`Resource`] lists the kinds; the dump and
-//! restore drivers match on it exhaustively, so a kind that is added but
-//! not wired in is a compile error rather than silently skipped state.
+//! rebuilds it in a new process. [`Resource`] lists the kinds; the dump
+//! driver matches on it exhaustively, so a kind that is added but not
+//! wired in is a compile error rather than silently skipped state.
+//!
+//! Resource modules see a process only through the two handles of
+//! [`handle`] (the frozen process at dump, the process being rebuilt at
+//! restore) and never import the drivers ([`dump`](mod@dump),
+//! [`restore`](mod@restore)), which sit on top. ARCHITECTURE.md at the
+//! root of the repository draws the layers and the phases.
 //!
 //! [`ipc`] is not per process: a tree with an IPC namespace of its own
 //! takes the namespace's System V objects along, dumped once for the tree
@@ -15,8 +21,7 @@ pub mod check;
 pub mod dump;
 pub mod error;
 pub mod files;
-pub mod freeze;
-pub mod guard;
+pub mod handle;
 pub mod identity;
 pub mod ipc;
 pub mod mm;

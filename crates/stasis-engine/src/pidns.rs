@@ -85,7 +85,7 @@ impl NsMap {
                     st.ns_sid.last().copied().unwrap_or(0),
                 ),
             );
-            for tid in crate::freeze::list_tids(pid).unwrap_or_default() {
+            for tid in crate::handle::frozen::list_tids(pid).unwrap_or_default() {
                 if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")) {
                     if let Ok(ts) = stasis_proc::parse_status(&s) {
                         m.tid.insert(tid as u32, ts.inner_pid());

@@ -50,3 +50,10 @@ pub fn file_id(st: &nix::sys::stat::FileStat) -> stasis_image::FileId {
         rdev: st.st_rdev,
     }
 }
+
+/// The running kernel's release (`uname -r`), as the inventory records it.
+pub fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

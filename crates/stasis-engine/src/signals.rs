@@ -6,8 +6,7 @@ use stasis_image::{SigAction, SigInfo};
 use stasis_sys::ptrace;
 
 use crate::error::{DumpError, RestoreError, SysCtx};
-use crate::freeze::Frozen;
-use crate::restore::target::{words, Target};
+use crate::handle::{words, Frozen, Target};
 use crate::threads::siginfo;
 
 /// Every disposition that is not the default (SIG_DFL, no flags, no mask).

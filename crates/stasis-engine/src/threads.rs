@@ -21,9 +21,8 @@ use stasis_image::{SigInfo, Thread, X86Regs};
 use stasis_sys::ptrace::{self, Regs};
 
 use crate::error::{DumpError, RestoreError, SysCtx};
-use crate::freeze::Frozen;
+use crate::handle::{Frozen, Target};
 use crate::procfs;
-use crate::restore::target::Target;
 
 use stasis_sys::sigframe::{ERESTARTNOHAND, ERESTARTNOINTR, ERESTARTSYS, ERESTART_RESTARTBLOCK};
 

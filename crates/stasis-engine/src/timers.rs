@@ -16,9 +16,8 @@
 use stasis_image::{ITimer, PosixTimer, Process};
 
 use crate::error::{DumpError, RestoreError};
-use crate::freeze::Frozen;
+use crate::handle::{words, Frozen, Target};
 use crate::procfs;
-use crate::restore::target::{words, Target};
 
 const PR_TIMER_CREATE_RESTORE_IDS: u64 = 77;
 

@@ -83,15 +83,6 @@ pub fn plan(
         })
         .collect();
     let rootp = &procs[root];
-    // The session each process has right after its creation.
-    let mut initial: Vec<Option<Origin>> = vec![None; procs.len()];
-    let sid_of = |p: &Process| -> Origin {
-        if shell_job && p.sid == rootp.sid && p.sid != rootp.pid {
-            Origin::Outside
-        } else {
-            Origin::Tree(p.sid)
-        }
-    };
     if rootp.sid == rootp.pid {
         nodes[root].setsid = true;
     } else if !shell_job {
@@ -99,8 +90,43 @@ pub fn plan(
             "pid {root_pid} is not a session leader; pass --shell-job to checkpoint a job of a shell"
         ));
     }
+    plan_sessions(procs, root, shell_job, &mut nodes)?;
+    let (helpers, pgid) = plan_groups(procs, &index, rootp, shell_job, exists)?;
+    for (&h, &by) in &helpers {
+        nodes[by].helpers.push(h);
+    }
+    Ok(Plan {
+        nodes,
+        root,
+        helpers,
+        pgid,
+    })
+}
+
+/// The session `p` must end up in: the root's outside session for a
+/// shell job, or its own.
+fn sid_of(p: &Process, rootp: &Process, shell_job: bool) -> Origin {
+    if shell_job && p.sid == rootp.sid && p.sid != rootp.pid {
+        Origin::Outside
+    } else {
+        Origin::Tree(p.sid)
+    }
+}
+
+/// Who forks whom, and before or after its own setsid, so that every
+/// process gets its session; breadth-first from the root (`root`),
+/// parents before children.
+fn plan_sessions(
+    procs: &[Process],
+    root: usize,
+    shell_job: bool,
+    nodes: &mut [Node],
+) -> Result<(), String> {
+    let rootp = &procs[root];
+    let sid_of = |p: &Process| sid_of(p, rootp, shell_job);
+    // The session each process has right after its creation.
+    let mut initial: Vec<Option<Origin>> = vec![None; procs.len()];
     initial[root] = Some(Origin::Outside);
-    // Breadth-first from the root, parents before children.
     let mut children: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for (i, p) in procs.iter().enumerate() {
         if i != root {
@@ -111,7 +137,12 @@ pub fn plan(
     let mut seen = BTreeSet::from([root]);
     while let Some(pi) = queue.pop_front() {
         let parent = &procs[pi];
-        let before = initial[pi].expect("parent planned first");
+        let Some(before) = initial[pi] else {
+            return Err(format!(
+                "pid {} was reached before its parent",
+                procs[pi].pid
+            ));
+        };
         let after = sid_of(parent);
         for &ci in children.get(&parent.pid).map(Vec::as_slice).unwrap_or(&[]) {
             if !seen.insert(ci) {
@@ -144,7 +175,20 @@ pub fn plan(
             p.1.pid, p.1.ppid
         ));
     }
-    // Process groups.
+    Ok(())
+}
+
+/// Every process's group, and a helper (forked by the group's first
+/// member) in place of each exited leader: helper pid -> that member.
+#[allow(clippy::type_complexity)]
+fn plan_groups(
+    procs: &[Process],
+    index: &BTreeMap<u32, usize>,
+    rootp: &Process,
+    shell_job: bool,
+    exists: &dyn Fn(u32) -> bool,
+) -> Result<(BTreeMap<u32, usize>, Vec<Origin>), String> {
+    let sid_of = |p: &Process| sid_of(p, rootp, shell_job);
     let mut helpers = BTreeMap::new();
     let mut pgid = Vec::with_capacity(procs.len());
     for (i, p) in procs.iter().enumerate() {
@@ -177,15 +221,7 @@ pub fn plan(
         };
         pgid.push(o);
     }
-    for (&h, &by) in &helpers {
-        nodes[by].helpers.push(h);
-    }
-    Ok(Plan {
-        nodes,
-        root,
-        helpers,
-        pgid,
-    })
+    Ok((helpers, pgid))
 }
 
 /// Indices of `plan`'s processes in creation order (parents first).

@@ -19,7 +19,7 @@ use stasis_proc::FdInfo;
 use stasis_sys::file as sysfile;
 
 use crate::error::RestoreError;
-use crate::restore::target::Target;
+use crate::handle::Target;
 
 /// The locks held through one fd, from its fdinfo.
 pub fn dump(info: &FdInfo) -> Result<Vec<FileLock>, String> {

@@ -29,6 +29,7 @@ pub mod eventfd;
 pub mod fanotify;
 pub mod fifo;
 pub mod inotify;
+mod kinds;
 pub mod locks;
 pub mod mqueue;
 pub mod pidfd;
@@ -236,75 +237,15 @@ impl FileTable {
         };
         if let Some(rest) = link.strip_prefix("pipe:[") {
             let ino: u64 = rest.trim_end_matches(']').parse().unwrap_or(0);
-            fd.kind = FdKind::Pipe as i32;
-            fd.path = String::new();
-            fd.pipe_ino = ino;
-            let mode = fd.flags as i32 & libc::O_ACCMODE;
-            // A read-write description (an open of /proc/PID/fd/N) is
-            // both a reader and a writer.
-            let modes = self.pipe_modes.entry(ino).or_default();
-            match mode {
-                libc::O_RDWR => modes.extend([libc::O_RDONLY, libc::O_WRONLY]),
-                m => _ = modes.insert(m),
-            }
-            if let std::collections::btree_map::Entry::Vacant(e) = self.pipes.entry(ino) {
-                e.insert(pipe::dump(pid, n, mode, ino)?);
-            }
-            return Ok(());
+            return self.describe_pipe(pid, fd, ino);
         }
         if let Some(rest) = link.strip_prefix("socket:[") {
             let ino: u64 = rest.trim_end_matches(']').parse().unwrap_or(0);
-            if self.unix_diag.is_none() {
-                let d = stasis_sys::sockdiag::unix_sockets()
-                    .map_err(|e| refuse(&format!("a socket, and sock_diag failed: {e}")))?;
-                self.unix_diag = Some(d);
-            }
-            let diag = self.unix_diag.as_ref().expect("read above");
-            if !self.peeking.insert(ino) {
-                return Err(refuse(
-                    "a unix socket in flight inside its own queue (a reference cycle), which stasis cannot restore",
-                ));
-            }
-            let dumped = unix::dump(pid, fd, ino, diag).map_err(|what| refuse(&what));
-            let dumped = dumped.and_then(|d| {
-                if let Some(name) = d.connecting {
-                    self.connecting.insert(ino, name);
-                }
-                let mut all = Vec::new();
-                for (msg, fds) in d.inflight {
-                    let mut recs = Vec::new();
-                    for f in fds {
-                        recs.push(self.describe_inflight(f, shell_job)?);
-                    }
-                    all.push(stasis_image::InflightFds { msg, fds: recs });
-                }
-                Ok(all)
-            });
-            self.peeking.remove(&ino);
-            let inflight = dumped?;
-            if let Some(u) = fd.unix.as_mut() {
-                u.inflight = inflight;
-            }
-            if let Some(u) = &fd.unix {
-                self.unix.insert(ino, (pid, n, u.clone()));
-            }
-            return Ok(());
+            return self.describe_socket(pid, fd, ino, shell_job);
         }
-        if link == "anon_inode:[io_uring]" {
-            return uring::dump(pid, fd, info.ino).map_err(|what| refuse(&what));
-        }
-        let event: Option<Result<(), String>> = match link {
-            "anon_inode:[eventfd]" => Some(eventfd::dump(fd, info)),
-            "anon_inode:[signalfd]" => Some(signalfd::dump(fd, info)),
-            "anon_inode:[timerfd]" => Some(timerfd::dump(fd, info)),
-            "anon_inode:[eventpoll]" => Some(epoll::dump(pid, fd, info)),
-            "anon_inode:[pidfd]" => Some(pidfd::dump(fd, info)),
-            "anon_inode:inotify" => Some(inotify::dump(pid, fd, info)),
-            "anon_inode:[fanotify]" => Some(fanotify::dump(pid, fd)),
-            _ => None,
-        };
-        if let Some(r) = event {
-            return r.map_err(|what| refuse(&what));
+        // A kind told by its link alone (see [`kinds`]).
+        if let Some(dump) = kinds::dump_by_link(link) {
+            return dump(pid, fd, info).map_err(|what| refuse(&what));
         }
         if let Some(kind) = link.strip_prefix("anon_inode:") {
             return Err(refuse(&format!(
@@ -336,6 +277,96 @@ impl FileTable {
                 "{link}, which stasis cannot checkpoint yet"
             )));
         }
+        self.describe_path(pid, fd, link, info, shell_job)
+    }
+
+    /// Fills in pipe fd `fd` of `pid` (inode `ino`) and copies its
+    /// buffered bytes the first time.
+    fn describe_pipe(&mut self, pid: i32, fd: &mut Fd, ino: u64) -> Result<(), DumpError> {
+        let n = fd.fd;
+        fd.kind = FdKind::Pipe as i32;
+        fd.path = String::new();
+        fd.pipe_ino = ino;
+        let mode = fd.flags as i32 & libc::O_ACCMODE;
+        // A read-write description (an open of /proc/PID/fd/N) is
+        // both a reader and a writer.
+        let modes = self.pipe_modes.entry(ino).or_default();
+        match mode {
+            libc::O_RDWR => modes.extend([libc::O_RDONLY, libc::O_WRONLY]),
+            m => _ = modes.insert(m),
+        }
+        if let std::collections::btree_map::Entry::Vacant(e) = self.pipes.entry(ino) {
+            e.insert(pipe::dump(pid, n, mode, ino)?);
+        }
+        Ok(())
+    }
+
+    /// Fills in unix socket fd `fd` of `pid` (inode `ino`), with the
+    /// descriptors in flight in its queue, or refuses it.
+    fn describe_socket(
+        &mut self,
+        pid: i32,
+        fd: &mut Fd,
+        ino: u64,
+        shell_job: bool,
+    ) -> Result<(), DumpError> {
+        let n = fd.fd;
+        let refuse = |what: &str| DumpError::Refused {
+            pid,
+            what: format!("fd {n} is {what}"),
+        };
+        if self.unix_diag.is_none() {
+            let d = stasis_sys::sockdiag::unix_sockets()
+                .map_err(|e| refuse(&format!("a socket, and sock_diag failed: {e}")))?;
+            self.unix_diag = Some(d);
+        }
+        let diag = self.unix_diag.as_ref().expect("read above");
+        if !self.peeking.insert(ino) {
+            return Err(refuse(
+                "a unix socket in flight inside its own queue (a reference cycle), which stasis cannot restore",
+            ));
+        }
+        let dumped = unix::dump(pid, fd, ino, diag).map_err(|what| refuse(&what));
+        let dumped = dumped.and_then(|d| {
+            if let Some(name) = d.connecting {
+                self.connecting.insert(ino, name);
+            }
+            let mut all = Vec::new();
+            for (msg, fds) in d.inflight {
+                let mut recs = Vec::new();
+                for f in fds {
+                    recs.push(self.describe_inflight(f, shell_job)?);
+                }
+                all.push(stasis_image::InflightFds { msg, fds: recs });
+            }
+            Ok(all)
+        });
+        self.peeking.remove(&ino);
+        let inflight = dumped?;
+        if let Some(u) = fd.unix.as_mut() {
+            u.inflight = inflight;
+        }
+        if let Some(u) = &fd.unix {
+            self.unix.insert(ino, (pid, n, u.clone()));
+        }
+        Ok(())
+    }
+
+    /// Fills in fd `fd` of `pid` whose link is the path `link`: a regular
+    /// file, directory, device, terminal, pty end or FIFO, or refuses it.
+    fn describe_path(
+        &mut self,
+        pid: i32,
+        fd: &mut Fd,
+        link: &str,
+        info: &stasis_proc::FdInfo,
+        shell_job: bool,
+    ) -> Result<(), DumpError> {
+        let n = fd.fd;
+        let refuse = |what: &str| DumpError::Refused {
+            pid,
+            what: format!("fd {n} is {what}"),
+        };
         let st = procfs::stat(pid, &format!("fd/{n}"))?;
         fd.file = Some(procfs::file_id(&st));
         if st.st_mode & libc::S_IFMT == libc::S_IFCHR {
@@ -561,11 +592,8 @@ pub fn check_files(p: &Process, pipes: &[Pipe], dry: bool) -> Result<(), Restore
     locks::check(p)?;
     for fd in &p.fds {
         let kind = FdKind::try_from(fd.kind).unwrap_or(FdKind::Regular);
-        match kind {
-            FdKind::Fifo => fifo::check(p, fd, pipes)?,
-            FdKind::Inotify => inotify::check(p, fd)?,
-            FdKind::Fanotify => fanotify::check(p, fd)?,
-            _ => {}
+        if let Some(check) = kinds::kind(kind).check {
+            check(p, fd, pipes)?;
         }
         if !matches!(kind, FdKind::Regular | FdKind::Directory | FdKind::CharDev) {
             continue;

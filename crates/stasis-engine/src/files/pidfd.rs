@@ -15,7 +15,7 @@ use stasis_image::{Fd, FdKind, Process};
 use stasis_proc::FdInfo;
 
 use crate::error::RestoreError;
-use crate::restore::target::Target;
+use crate::handle::Target;
 
 /// pidfd_open flags kept from the description's flags (PIDFD_NONBLOCK,
 /// PIDFD_THREAD).

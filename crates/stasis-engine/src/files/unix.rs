@@ -135,24 +135,11 @@ pub fn dump(
     u.passcred = opt(libc::SO_PASSCRED)? != 0;
     u.sndbuf = opt(libc::SO_SNDBUF)? as u32;
     u.rcvbuf = opt(libc::SO_RCVBUF)? as u32;
-    let mut inflight = Vec::new();
-    if !listening {
-        let peeked = us::peek_queue(h, sock_type == libc::SOCK_STREAM, MAX_QUEUE)
-            .map_err(|e| format!("a unix socket whose queue cannot be copied: {e}"))?;
-        tracing::debug!(
-            "socket:[{ino}] queue: {:?}",
-            peeked
-                .iter()
-                .map(|p| (String::from_utf8_lossy(&p.data).into_owned(), p.fds.len()))
-                .collect::<Vec<_>>()
-        );
-        for (i, p) in peeked.into_iter().enumerate() {
-            u.queue.push(p.data);
-            if !p.fds.is_empty() {
-                inflight.push((i as u32, p.fds));
-            }
-        }
-    }
+    let inflight = if listening {
+        Vec::new()
+    } else {
+        copy_queue(h, ino, sock_type == libc::SOCK_STREAM, &mut u)?
+    };
     fd.kind = FdKind::UnixSocket as i32;
     fd.path = format!("socket:[{ino}]");
     fd.unix = Some(u);
@@ -160,6 +147,33 @@ pub fn dump(
         connecting,
         inflight,
     })
+}
+
+/// Copies the queue of socket `h` (inode `ino`) into `u` without taking
+/// it out; returns the descriptors in flight, per message index.
+fn copy_queue(
+    h: RawFd,
+    ino: u64,
+    stream: bool,
+    u: &mut UnixSocket,
+) -> Result<Vec<(u32, Vec<std::os::fd::OwnedFd>)>, String> {
+    let mut inflight = Vec::new();
+    let peeked = us::peek_queue(h, stream, MAX_QUEUE)
+        .map_err(|e| format!("a unix socket whose queue cannot be copied: {e}"))?;
+    tracing::debug!(
+        "socket:[{ino}] queue: {:?}",
+        peeked
+            .iter()
+            .map(|p| (String::from_utf8_lossy(&p.data).into_owned(), p.fds.len()))
+            .collect::<Vec<_>>()
+    );
+    for (i, p) in peeked.into_iter().enumerate() {
+        u.queue.push(p.data);
+        if !p.fds.is_empty() {
+            inflight.push((i as u32, p.fds));
+        }
+    }
+    Ok(inflight)
 }
 
 /// What [`dump`] found besides the record.

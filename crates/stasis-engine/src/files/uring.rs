@@ -40,7 +40,7 @@ use stasis_image::{Fd, FdKind, IoUringMap, IoUringState, Process, Vma, VmaKind};
 use stasis_sys::RemoteAddr;
 
 use crate::error::RestoreError;
-use crate::restore::target::Target;
+use crate::handle::Target;
 
 const SETUP_SQPOLL: u32 = 1 << 1;
 const SETUP_SQ_AFF: u32 = 1 << 2;
@@ -70,20 +70,74 @@ fn page_up(n: u64) -> u64 {
 pub fn dump(pid: i32, fd: &mut Fd, ino: u64) -> Result<(), String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.fd))
         .map_err(|e| format!("an io_uring instance whose fdinfo cannot be read: {e}"))?;
-    let get = |k: &str| -> Option<i64> {
-        text.lines().find_map(|l| {
-            let (key, v) = l.split_once(':')?;
-            (key.trim() == k).then(|| {
-                let v = v.trim();
-                match v.strip_prefix("0x") {
-                    Some(h) => i64::from_str_radix(h, 16).ok(),
-                    None => v.parse().ok(),
-                }
-            })?
-        })
-    };
+    let get = |k: &str| fdinfo_value(&text, k);
     let need =
         |k: &str| get(k).ok_or_else(|| format!("an io_uring instance without {k} in fdinfo"));
+    let position = check_idle(&text, &need)?;
+    let sq_entries = need("SqMask")? as u32 + 1;
+    let cq_entries = need("CqMask")? as u32 + 1;
+    let mut flags = 0;
+    if cq_entries != 2 * sq_entries {
+        flags |= SETUP_CQSIZE;
+    }
+    let sq_cpu = get("SqThreadCpu").unwrap_or(-1) as i32;
+    if get("SqThread").unwrap_or(-1) >= 0 {
+        flags |= SETUP_SQPOLL;
+        // The thread's current CPU; bound only if the affinity says so.
+    }
+    flags |= issuer_flags(pid, fd.fd)?;
+    let (maps, memfd_backed) = match ring_maps(pid, ino)? {
+        m if !m.is_empty() => (m, false),
+        _ => (restored_maps(pid, fd.fd)?, true),
+    };
+    if maps.is_empty() {
+        return Err(
+            "an io_uring instance that is not mapped (IORING_SETUP_NO_MMAP?), which stasis cannot restore"
+                .into(),
+        );
+    }
+    flags |= size_flags(&maps, sq_entries, cq_entries);
+    let (files, files_nr) = registered_files(pid, &text)?;
+    let bufs = registered_bufs(&text);
+    fd.kind = FdKind::IoUring as i32;
+    fd.path = String::new();
+    fd.io_uring = Some(IoUringState {
+        sq_entries,
+        cq_entries,
+        setup_flags: flags,
+        sq_thread_cpu: if flags & SETUP_SQPOLL != 0 && cpu_bound(&text) {
+            sq_cpu
+        } else {
+            -1
+        },
+        position,
+        files,
+        files_nr,
+        bufs,
+        maps,
+        memfd_backed,
+    });
+    Ok(())
+}
+
+/// The value of field `k` of ring fdinfo `text` (decimal or 0x hex).
+fn fdinfo_value(text: &str, k: &str) -> Option<i64> {
+    text.lines().find_map(|l| {
+        let (key, v) = l.split_once(':')?;
+        (key.trim() == k).then(|| {
+            let v = v.trim();
+            match v.strip_prefix("0x") {
+                Some(h) => i64::from_str_radix(h, 16).ok(),
+                None => v.parse().ok(),
+            }
+        })?
+    })
+}
+
+/// Refuses a ring that is not idle (requests queued, in flight or
+/// unreaped, overflowed or polled), has personalities, or is past the
+/// position restore can reach; returns its position.
+fn check_idle(text: &str, need: &dyn Fn(&str) -> Result<i64, String>) -> Result<u32, String> {
     let (sq_head, sq_tail, cached_sq) = (need("SqHead")?, need("SqTail")?, need("CachedSqHead")?);
     let (cq_head, cq_tail, cached_cq) = (need("CqHead")?, need("CqTail")?, need("CachedCqTail")?);
     let refuse = |why: String| {
@@ -123,36 +177,29 @@ pub fn dump(pid: i32, fd: &mut Fd, ino: u64) -> Result<(), String> {
             "an io_uring instance at position {position}, past the {MAX_POSITION} that restore can reach"
         ));
     }
-    let sq_entries = need("SqMask")? as u32 + 1;
-    let cq_entries = need("CqMask")? as u32 + 1;
+    Ok(position)
+}
+
+/// The single-issuer setup flags of ring fd `fd` of `pid`, probed on our
+/// own copy of it.
+fn issuer_flags(pid: i32, fd: i32) -> Result<u32, String> {
     let mut flags = 0;
-    if cq_entries != 2 * sq_entries {
-        flags |= SETUP_CQSIZE;
-    }
-    let sq_cpu = get("SqThreadCpu").unwrap_or(-1) as i32;
-    if get("SqThread").unwrap_or(-1) >= 0 {
-        flags |= SETUP_SQPOLL;
-        // The thread's current CPU; bound only if the affinity says so.
-    }
     {
-        let copy = stasis_sys::pidfd::copy_of(pid, stasis_sys::RemoteFd(fd.fd))
-            .map_err(|e| e.to_string())?;
+        let copy =
+            stasis_sys::pidfd::copy_of(pid, stasis_sys::RemoteFd(fd)).map_err(|e| e.to_string())?;
         if stasis_sys::uring::defer_taskrun(copy.as_raw_fd()) {
             flags |= SETUP_SINGLE_ISSUER | SETUP_DEFER_TASKRUN;
         } else if stasis_sys::uring::single_issuer(copy.as_raw_fd()) {
             flags |= SETUP_SINGLE_ISSUER;
         }
     }
-    let (maps, memfd_backed) = match ring_maps(pid, ino)? {
-        m if !m.is_empty() => (m, false),
-        _ => (restored_maps(pid, fd.fd)?, true),
-    };
-    if maps.is_empty() {
-        return Err(
-            "an io_uring instance that is not mapped (IORING_SETUP_NO_MMAP?), which stasis cannot restore"
-                .into(),
-        );
-    }
+    Ok(flags)
+}
+
+/// The setup flags that the sizes of the ring's mappings reveal
+/// (SQE128, CQE32).
+fn size_flags(maps: &[IoUringMap], sq_entries: u32, cq_entries: u32) -> u32 {
+    let mut flags = 0;
     let len_of = |off: u64| {
         maps.iter()
             .find(|m| m.pgoff == off)
@@ -175,27 +222,7 @@ pub fn dump(pid: i32, fd: &mut Fd, ino: u64) -> Result<(), String> {
             flags |= SETUP_CQE32;
         }
     }
-    let (files, files_nr) = registered_files(pid, &text)?;
-    let bufs = registered_bufs(&text);
-    fd.kind = FdKind::IoUring as i32;
-    fd.path = String::new();
-    fd.io_uring = Some(IoUringState {
-        sq_entries,
-        cq_entries,
-        setup_flags: flags,
-        sq_thread_cpu: if flags & SETUP_SQPOLL != 0 && cpu_bound(&text) {
-            sq_cpu
-        } else {
-            -1
-        },
-        position,
-        files,
-        files_nr,
-        bufs,
-        maps,
-        memfd_backed,
-    });
-    Ok(())
+    flags
 }
 
 /// The memory of a ring that an earlier restore gave it (memfds named by
@@ -371,92 +398,130 @@ fn memfd_name(fd: i32, sqes: bool) -> String {
 pub fn restore(t: &Target, p: &Process) -> Result<(), RestoreError> {
     for fd in p.fds.iter().filter(|f| f.kind == FdKind::IoUring as i32) {
         let Some(s) = &fd.io_uring else { continue };
-        let fail = |what: String| RestoreError::Failed {
-            pid: t.pid,
-            what: format!("io_uring fd {}: {what}", fd.fd),
-        };
-        let put = |addr: u64, data: &[u8]| {
-            stasis_sys::mem::write(t.pid, RemoteAddr(addr), data)
-                .map_err(|e| fail(format!("write ring memory at {addr:#x}: {e}")))
-        };
-        let rings: Vec<&IoUringMap> = s.maps.iter().filter(|m| m.pgoff != OFF_SQES).collect();
-        let sqes: Vec<&IoUringMap> = s.maps.iter().filter(|m| m.pgoff == OFF_SQES).collect();
-        let (Some(ring0), Some(sqe0)) = (rings.first(), sqes.first()) else {
-            return Err(fail("its rings or SQE array were not mapped".into()));
-        };
-        if !s.memfd_backed {
-            // io_uring refuses any address for its own mmap, so the ring
-            // lives in memory of ours (IORING_SETUP_NO_MMAP).
-            for (group, is_sqes) in [(&rings, false), (&sqes, true)] {
-                map_memfd(t, &memfd_name(fd.fd, is_sqes), group)?;
-            }
+        restore_ring(t, fd, s)?;
+    }
+    Ok(())
+}
+
+/// Sets up ring fd `fd` (state `s`) again in the target, at its
+/// position, with its memory and registrations.
+fn restore_ring(t: &Target, fd: &Fd, s: &IoUringState) -> Result<(), RestoreError> {
+    let fail = |what: String| RestoreError::Failed {
+        pid: t.pid,
+        what: format!("io_uring fd {}: {what}", fd.fd),
+    };
+    let put = |addr: u64, data: &[u8]| {
+        stasis_sys::mem::write(t.pid, RemoteAddr(addr), data)
+            .map_err(|e| fail(format!("write ring memory at {addr:#x}: {e}")))
+    };
+    let rings: Vec<&IoUringMap> = s.maps.iter().filter(|m| m.pgoff != OFF_SQES).collect();
+    let sqes: Vec<&IoUringMap> = s.maps.iter().filter(|m| m.pgoff == OFF_SQES).collect();
+    let (Some(ring0), Some(sqe0)) = (rings.first(), sqes.first()) else {
+        return Err(fail("its rings or SQE array were not mapped".into()));
+    };
+    if !s.memfd_backed {
+        // io_uring refuses any address for its own mmap, so the ring
+        // lives in memory of ours (IORING_SETUP_NO_MMAP).
+        for (group, is_sqes) in [(&rings, false), (&sqes, true)] {
+            map_memfd(t, &memfd_name(fd.fd, is_sqes), group)?;
         }
-        // A fresh ring reads the counters in its memory: start from zero.
-        for m in &s.maps {
-            put(m.start, &vec![0u8; m.data.len()])?;
+    }
+    // A fresh ring reads the counters in its memory: start from zero.
+    for m in &s.maps {
+        put(m.start, &vec![0u8; m.data.len()])?;
+    }
+    let params = setup_params(s, sqe0.start, ring0.start);
+    let at = t.put(0, &params)?;
+    let got = t.lcall(
+        "io_uring_setup",
+        libc::SYS_io_uring_setup,
+        &[s.sq_entries as u64, at],
+    )? as i32;
+    t.place_fd(got, fd.fd, fd.cloexec)?;
+    let mut out = [0u8; PARAMS_LEN];
+    stasis_sys::mem::read(t.pid, RemoteAddr(at), &mut out)
+        .map_err(|e| fail(format!("read params: {e}")))?;
+    // struct io_sqring_offsets at 40, io_cqring_offsets at 80.
+    let (sq_tail, sq_flags, sq_array) = (word(&out, 44), word(&out, 56), word(&out, 64));
+    let cq_head = word(&out, 80);
+    advance(
+        t,
+        fd,
+        s,
+        (ring0.start, sq_tail, sq_array, cq_head),
+        &put,
+        &fail,
+    )?;
+    // The saved memory, but the kernel-owned SQ flags.
+    for m in &s.maps {
+        let f = sq_flags as usize;
+        if m.pgoff != OFF_SQES && f + 4 <= m.data.len() {
+            put(m.start, &m.data[..f])?;
+            put(m.start + f as u64 + 4, &m.data[f + 4..])?;
+        } else {
+            put(m.start, &m.data)?;
         }
-        let mut params = [0u8; PARAMS_LEN];
-        params[4..8].copy_from_slice(&s.cq_entries.to_ne_bytes());
-        let mut flags = s.setup_flags | SETUP_NO_MMAP;
-        if s.sq_thread_cpu >= 0 {
-            flags |= SETUP_SQ_AFF;
-            params[12..16].copy_from_slice(&(s.sq_thread_cpu as u32).to_ne_bytes());
+    }
+    register(t, fd.fd, s).map_err(|e| match e {
+        RestoreError::Failed { what, .. } => fail(what),
+        other => other,
+    })?;
+    Ok(())
+}
+
+/// The io_uring_params of a ring set up again with its memory at
+/// `sqes_at` and `rings_at` (IORING_SETUP_NO_MMAP).
+fn setup_params(s: &IoUringState, sqes_at: u64, rings_at: u64) -> [u8; PARAMS_LEN] {
+    let mut params = [0u8; PARAMS_LEN];
+    params[4..8].copy_from_slice(&s.cq_entries.to_ne_bytes());
+    let mut flags = s.setup_flags | SETUP_NO_MMAP;
+    if s.sq_thread_cpu >= 0 {
+        flags |= SETUP_SQ_AFF;
+        params[12..16].copy_from_slice(&(s.sq_thread_cpu as u32).to_ne_bytes());
+    }
+    params[8..12].copy_from_slice(&flags.to_ne_bytes());
+    params[72..80].copy_from_slice(&sqes_at.to_ne_bytes());
+    params[112..120].copy_from_slice(&rings_at.to_ne_bytes());
+    params
+}
+
+/// Writes bytes into the target's memory at an address.
+type PutFn<'a> = dyn Fn(u64, &[u8]) -> Result<(), RestoreError> + 'a;
+
+/// Brings a fresh ring to the saved position: NOPs (all-zero SQEs) in
+/// batches, each reaped at once. `at` holds the ring's address and the
+/// offsets of its SQ tail, SQ index array and CQ head.
+fn advance(
+    t: &Target,
+    fd: &Fd,
+    s: &IoUringState,
+    at: (u64, u32, u32, u32),
+    put: &PutFn<'_>,
+    fail: &dyn Fn(String) -> RestoreError,
+) -> Result<(), RestoreError> {
+    let (ring, sq_tail, sq_array, cq_head) = at;
+    // Every slot a NOP, the index array the identity.
+    if sq_array != 0 {
+        let mask = s.sq_entries - 1;
+        let ids: Vec<u8> = (0..s.sq_entries)
+            .flat_map(|i| (i & mask).to_ne_bytes())
+            .collect();
+        put(ring + sq_array as u64, &ids)?;
+    }
+    let mut pos: u32 = 0;
+    while pos != s.position {
+        let n = (s.position - pos).min(s.sq_entries);
+        put(ring + sq_tail as u64, &pos.wrapping_add(n).to_ne_bytes())?;
+        let done = t.lcall(
+            "io_uring_enter",
+            libc::SYS_io_uring_enter,
+            &[fd.fd as u64, n as u64, n as u64, ENTER_GETEVENTS, 0, 0],
+        )?;
+        if done != n as u64 {
+            return Err(fail(format!("{done} of {n} NOPs submitted")));
         }
-        params[8..12].copy_from_slice(&flags.to_ne_bytes());
-        params[72..80].copy_from_slice(&sqe0.start.to_ne_bytes());
-        params[112..120].copy_from_slice(&ring0.start.to_ne_bytes());
-        let at = t.put(0, &params)?;
-        let got = t.lcall(
-            "io_uring_setup",
-            libc::SYS_io_uring_setup,
-            &[s.sq_entries as u64, at],
-        )? as i32;
-        t.place_fd(got, fd.fd, fd.cloexec)?;
-        let mut out = [0u8; PARAMS_LEN];
-        stasis_sys::mem::read(t.pid, RemoteAddr(at), &mut out)
-            .map_err(|e| fail(format!("read params: {e}")))?;
-        // struct io_sqring_offsets at 40, io_cqring_offsets at 80.
-        let (sq_tail, sq_flags, sq_array) = (word(&out, 44), word(&out, 56), word(&out, 64));
-        let cq_head = word(&out, 80);
-        let ring = ring0.start;
-        // NOPs (all-zero SQEs) in batches, each reaped at once: every slot
-        // a NOP, the index array the identity.
-        if sq_array != 0 {
-            let mask = s.sq_entries - 1;
-            let ids: Vec<u8> = (0..s.sq_entries)
-                .flat_map(|i| (i & mask).to_ne_bytes())
-                .collect();
-            put(ring + sq_array as u64, &ids)?;
-        }
-        let mut pos: u32 = 0;
-        while pos != s.position {
-            let n = (s.position - pos).min(s.sq_entries);
-            put(ring + sq_tail as u64, &pos.wrapping_add(n).to_ne_bytes())?;
-            let done = t.lcall(
-                "io_uring_enter",
-                libc::SYS_io_uring_enter,
-                &[fd.fd as u64, n as u64, n as u64, ENTER_GETEVENTS, 0, 0],
-            )?;
-            if done != n as u64 {
-                return Err(fail(format!("{done} of {n} NOPs submitted")));
-            }
-            pos = pos.wrapping_add(n);
-            put(ring + cq_head as u64, &pos.to_ne_bytes())?;
-        }
-        // The saved memory, but the kernel-owned SQ flags.
-        for m in &s.maps {
-            let f = sq_flags as usize;
-            if m.pgoff != OFF_SQES && f + 4 <= m.data.len() {
-                put(m.start, &m.data[..f])?;
-                put(m.start + f as u64 + 4, &m.data[f + 4..])?;
-            } else {
-                put(m.start, &m.data)?;
-            }
-        }
-        register(t, fd.fd, s).map_err(|e| match e {
-            RestoreError::Failed { what, .. } => fail(what),
-            other => other,
-        })?;
+        pos = pos.wrapping_add(n);
+        put(ring + cq_head as u64, &pos.to_ne_bytes())?;
     }
     Ok(())
 }
@@ -527,7 +592,7 @@ fn register(t: &Target, fd: i32, s: &IoUringState) -> Result<(), RestoreError> {
         )?;
     }
     if !s.bufs.is_empty() {
-        let bytes = crate::restore::target::words(&s.bufs);
+        let bytes = crate::handle::words(&s.bufs);
         if bytes.len() as u64 > t.scratch_len {
             return Err(fail(format!(
                 "{} registered buffers is too many",

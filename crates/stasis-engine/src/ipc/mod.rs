@@ -57,6 +57,7 @@
 //! Nothing of the tree's state changes, but a segment's attach/detach
 //! times and last pid.
 
+mod common;
 pub mod msg;
 pub mod sem;
 pub mod shm;
@@ -71,9 +72,10 @@ use stasis_sys::sysvipc;
 
 use crate::error::{DumpError, RestoreError, SysCtx};
 use crate::procfs;
+use common::rst_err;
 
 /// `kernel.shm_next_id`, which chooses the id of the next segment.
-pub const NEXT_SHM_ID: &str = sysctl::NEXT_ID[0];
+pub const NEXT_SHM_ID: &str = common::NEXT_ID[0];
 
 /// The IPC namespace of a tree: its root's.
 #[derive(Debug, Clone)]
@@ -200,10 +202,10 @@ pub fn check_image(image: &stasis_image::Image) -> Result<(), RestoreError> {
         shm::check_attachments(&p.vmas, &ns.shm)
             .map_err(|what| RestoreError::Refused(format!("pid {}: {what}", p.pid)))?;
     }
-    if !std::path::Path::new(sysctl::NEXT_ID[0]).exists() {
+    if !std::path::Path::new(common::NEXT_ID[0]).exists() {
         return Err(RestoreError::Refused(format!(
             "the image holds an IPC namespace, but this kernel has no {} to create System V objects with their ids (CONFIG_CHECKPOINT_RESTORE)",
-            sysctl::NEXT_ID[0]
+            common::NEXT_ID[0]
         )));
     }
     Ok(())
@@ -239,35 +241,4 @@ pub fn restore(ns: &IpcNamespace, pages: &File) -> Result<IpcRestore, RestoreErr
     // objects needed when they were made.
     sysctl::write_exact(&ns.sysctls)?;
     Ok(IpcRestore { held })
-}
-
-/// Every failure of [`restore`] happens before the tree's first process
-/// exists (and the new namespace goes away with the restorer): the image
-/// cannot be restored here.
-fn failed(what: impl std::fmt::Display) -> RestoreError {
-    RestoreError::Refused(format!("cannot restore the IPC namespace: {what}"))
-}
-
-/// Writes `id` to the `kernel.*_next_id` sysctl `file`, so the next object
-/// of that kind gets exactly that id.
-fn set_next_id(file: &str, id: i32) -> Result<(), RestoreError> {
-    std::fs::write(file, id.to_string())
-        .map_err(|e| failed(format_args!("cannot write {id} to {file}: {e}")))
-}
-
-/// After creating an object meant to get `want`: the kernel hands out the
-/// next free index if that one is taken, which must not happen in a new
-/// namespace.
-fn check_id(what: &str, want: i32, got: i32) -> Result<(), RestoreError> {
-    if want != got {
-        return Err(failed(format_args!(
-            "{what} {want} was created with id {got} instead"
-        )));
-    }
-    Ok(())
-}
-
-/// A failed IPC syscall of the restorer, naming the step and object.
-fn rst_err(what: String) -> impl FnOnce(stasis_sys::SysError) -> RestoreError {
-    move |source| failed(format_args!("{what}: {source}"))
 }

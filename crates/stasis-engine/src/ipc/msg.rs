@@ -11,7 +11,7 @@
 use stasis_image::{SysvMsg, SysvMsgQueue};
 use stasis_sys::sysvipc::{self, IpcPerm};
 
-use super::{check_id, rst_err, set_next_id, shm::read_rows, sysctl::NEXT_ID};
+use super::common::{check_id, fill_qbytes, read_rows, rst_err, set_next_id, NEXT_ID};
 use crate::error::{DumpError, RestoreError, SysCtx};
 
 /// Dumps every queue of the caller's IPC namespace (the tree's), whose
@@ -59,13 +59,6 @@ pub fn dump(root: i32, msgmax: u64) -> Result<Vec<SysvMsgQueue>, DumpError> {
         });
     }
     Ok(out)
-}
-
-/// The `msg_qbytes` a queue is filled with: its own, or more if it holds
-/// more bytes, or more messages (each also counts against it).
-pub fn fill_qbytes(q: &SysvMsgQueue) -> u64 {
-    let bytes: u64 = q.messages.iter().map(|m| m.text.len() as u64).sum();
-    q.qbytes.max(bytes).max(q.messages.len() as u64)
 }
 
 /// Creates every queue with its id and messages in the caller's (new)

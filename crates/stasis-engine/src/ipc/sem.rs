@@ -13,7 +13,7 @@
 use stasis_image::SysvSem;
 use stasis_sys::sysvipc::{self, IpcPerm};
 
-use super::{check_id, rst_err, set_next_id, shm::read_rows, sysctl::NEXT_ID};
+use super::common::{check_id, read_rows, rst_err, set_next_id, NEXT_ID};
 use crate::error::{DumpError, RestoreError, SysCtx};
 
 /// The largest value a semaphore holds.

@@ -30,9 +30,9 @@ use std::os::fd::AsFd;
 use stasis_image::{PageRun, PagesWriter, Process, SysvShm, Vma, VmaKind};
 use stasis_sys::sysvipc::{self, IpcPerm, ShmAttach};
 
-use super::{check_id, rst_err, set_next_id, sysctl::NEXT_ID};
+use super::common::{check_id, read_rows, rst_err, set_next_id, NEXT_ID};
 use crate::error::{DumpError, RestoreError, SysCtx};
-use crate::restore::target::Target;
+use crate::handle::Target;
 
 /// `shm_perm.mode` bit of a segment removed while attached.
 pub const SHM_DEST: u32 = 0o1000;
@@ -90,20 +90,6 @@ pub fn dump(
         })?;
     }
     Ok(out)
-}
-
-/// The rows of /proc/sysvipc/`kind` (of the caller's namespace).
-pub(super) fn read_rows(
-    root: i32,
-    kind: &str,
-) -> Result<Vec<stasis_proc::SysvipcEntry>, DumpError> {
-    let path = format!("/proc/sysvipc/{kind}");
-    let text = std::fs::read_to_string(&path).map_err(|source| DumpError::Io {
-        pid: root,
-        path,
-        source,
-    })?;
-    crate::procfs::parsed(root, stasis_proc::parse_sysvipc(&text))
 }
 
 /// The key of removed segment `id`, from the name of a VMA attaching it

@@ -7,14 +7,8 @@ use std::collections::BTreeMap;
 
 use stasis_image::{IpcNamespace, IpcSysctl, IPC_SYSCTLS};
 
+use super::common::{failed, fill_qbytes};
 use crate::error::RestoreError;
-
-/// `kernel.shm_next_id`, `sem_next_id`, `msg_next_id`.
-pub const NEXT_ID: [&str; 3] = [
-    "/proc/sys/kernel/shm_next_id",
-    "/proc/sys/kernel/sem_next_id",
-    "/proc/sys/kernel/msg_next_id",
-];
 
 fn path(name: &str) -> String {
     format!("/proc/sys/kernel/{name}")
@@ -38,8 +32,7 @@ fn write(name: &str, values: &[u64]) -> Result<(), RestoreError> {
         .map(u64::to_string)
         .collect::<Vec<_>>()
         .join(" ");
-    std::fs::write(&p, &text)
-        .map_err(|e| super::failed(format_args!("cannot write {text:?} to {p}: {e}")))
+    std::fs::write(&p, &text).map_err(|e| failed(format_args!("cannot write {text:?} to {p}: {e}")))
 }
 
 /// Every sysctl of [`IPC_SYSCTLS`] of the caller's namespace.
@@ -79,7 +72,7 @@ impl Limits {
     pub fn read() -> Result<Limits, RestoreError> {
         let mut now = BTreeMap::new();
         for n in IPC_SYSCTLS {
-            now.insert(n, read(n).map_err(super::failed)?);
+            now.insert(n, read(n).map_err(failed)?);
         }
         Ok(Limits {
             want: now.clone(),
@@ -124,11 +117,7 @@ impl Limits {
                 .iter()
                 .flat_map(|q| q.messages.iter().map(|m| m.text.len() as u64))),
         );
-        self.at_least(
-            "msgmnb",
-            0,
-            max(&mut ns.msg.iter().map(super::msg::fill_qbytes)),
-        );
+        self.at_least("msgmnb", 0, max(&mut ns.msg.iter().map(fill_qbytes)));
         self.at_least("msgmni", 0, ns.msg.len() as u64);
         // sem: SEMMSL SEMMNS SEMOPM SEMMNI.
         self.at_least(

@@ -11,7 +11,7 @@ use stasis_sys::RemoteAddr;
 use super::dedup::PageDedup;
 use super::PAGE;
 use crate::error::{DumpError, SysCtx};
-use crate::freeze::Frozen;
+use crate::handle::Frozen;
 use crate::procfs;
 use crate::Progress;
 
@@ -24,143 +24,177 @@ const BATCH: usize = 8 << 20;
 pub fn dump_vmas(pid: i32, smaps: &[SmapsEntry], own_ipc: bool) -> Result<Vec<Vma>, DumpError> {
     let mut out = Vec::with_capacity(smaps.len());
     for s in smaps {
-        let m = &s.map;
-        let range = format!("{:x}-{:x}", m.start, m.end);
-        let refuse = |why: String| DumpError::Refused {
-            pid,
-            what: format!("mapping {range} ({}) {why}", display_name(&m.path)),
-        };
-        let special = matches!(
-            m.kind(),
-            MapKind::Vdso | MapKind::Vvar | MapKind::VvarVclock | MapKind::Vsyscall
-        );
-        for (flag, why) in [
-            (
-                "io",
-                "is a VM_IO device mapping, which stasis cannot checkpoint",
-            ),
-            ("pf", "is a raw PFN mapping, which stasis cannot checkpoint"),
-            (
-                "ht",
-                "is hugetlbfs memory, which stasis cannot checkpoint yet",
-            ),
-            (
-                "lo",
-                "is mlock()ed, which stasis cannot restore yet; munlock it",
-            ),
-            (
-                "sl",
-                "is sealed with mseal(), which stasis cannot restore yet",
-            ),
-            ("ss", "is a shadow stack, which stasis cannot restore yet"),
-        ] {
-            if s.has_flag(flag) && !special {
-                return Err(refuse(why.into()));
-            }
-        }
-        let mut prot = 0u32;
-        if m.read {
-            prot |= libc::PROT_READ as u32;
-        }
-        if m.write {
-            prot |= libc::PROT_WRITE as u32;
-        }
-        if m.exec {
-            prot |= libc::PROT_EXEC as u32;
-        }
-        let mut flags = if m.shared {
-            libc::MAP_SHARED
-        } else {
-            libc::MAP_PRIVATE
-        } as u32;
-        if s.has_flag("gd") {
-            flags |= libc::MAP_GROWSDOWN as u32;
-        }
-        let mut vma = Vma {
-            start: m.start,
-            end: m.end,
-            prot,
-            flags,
-            kind: VmaKind::Anon as i32,
-            name: m.path.clone(),
-            pgoff: m.offset,
-            file: None,
-            madv: madv_bits(s),
-            guards: Vec::new(),
-            shmem_id: 0,
-            io_uring_fd: 0,
-            sysv_shmid: 0,
-        };
-        match m.kind() {
-            MapKind::Anonymous | MapKind::Heap | MapKind::Stack | MapKind::AnonNamed(_) => {
-                if m.shared {
-                    return Err(refuse("is shared but has no backing object".into()));
-                }
-            }
-            MapKind::AnonShmemNamed(_) => {
-                let st = procfs::stat(pid, &format!("map_files/{range}"))?;
-                vma.shmem_id = object_id(&st);
-            }
-            MapKind::Vdso | MapKind::Vvar | MapKind::VvarVclock => {
-                vma.kind = VmaKind::Vdso as i32;
-            }
-            MapKind::Vsyscall => vma.kind = VmaKind::Vsyscall as i32,
-            MapKind::File(path) => {
-                if m.is_shared_anon() {
-                    // MAP_SHARED|MAP_ANONYMOUS: one shmem object, which
-                    // other VMAs (other processes) may map too.
-                    vma.name = String::new();
-                    let st = procfs::stat(pid, &format!("map_files/{range}"))?;
-                    vma.shmem_id = object_id(&st);
-                } else if is_sysv_shm(m) {
-                    if !own_ipc {
-                        return Err(refuse(
-                            "is System V shared memory of the IPC namespace stasis runs in, whose ids a restore could not get back; run the program in an IPC namespace of its own (e.g. `unshare --ipc`)".into(),
-                        ));
-                    }
-                    vma.kind = VmaKind::SysvShm as i32;
-                    vma.name = path.to_string();
-                    // The inode number of a segment's file is its shmid.
-                    vma.sysv_shmid = m.inode as i32;
-                    // Attached with SHM_RDONLY: it may never be writable.
-                    if !s.has_flag("mw") {
-                        vma.flags |= libc::SHM_RDONLY as u32;
-                    }
-                } else if m.is_deleted() {
-                    // Unlinked but mapped (a POSIX semaphore, a temp file,
-                    // a memfd): its contents go into the image, once.
-                    let st = procfs::stat(pid, &format!("map_files/{range}"))?;
-                    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-                        return Err(refuse(
-                            "maps a deleted special file, which stasis cannot checkpoint".into(),
-                        ));
-                    }
-                    vma.kind = VmaKind::File as i32;
-                    vma.name = path.to_string();
-                    vma.file = Some(procfs::file_id(&st));
-                    vma.shmem_id = object_id(&st);
-                } else {
-                    let st = procfs::stat(pid, &format!("map_files/{range}"))?;
-                    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-                        return Err(refuse(
-                            "maps a device or special file, which stasis cannot checkpoint".into(),
-                        ));
-                    }
-                    vma.kind = VmaKind::File as i32;
-                    vma.name = path.to_string();
-                    vma.file = Some(procfs::file_id(&st));
-                }
-            }
-            MapKind::Other("anon_inode:[io_uring]") => {
-                crate::files::uring::classify(&mut vma, pid, m.inode).map_err(refuse)?;
-            }
-            MapKind::Other(_) => {
-                return Err(refuse("is a special mapping stasis does not know".into()));
-            }
-        }
-        out.push(vma);
+        out.push(dump_vma(pid, s, own_ipc)?);
     }
     Ok(out)
+}
+
+/// One VMA, by what it maps: one arm per kind of mapping.
+fn dump_vma(pid: i32, s: &SmapsEntry, own_ipc: bool) -> Result<Vma, DumpError> {
+    let m = &s.map;
+    let range = format!("{:x}-{:x}", m.start, m.end);
+    let refuse = |why: String| DumpError::Refused {
+        pid,
+        what: format!("mapping {range} ({}) {why}", display_name(&m.path)),
+    };
+    let special = matches!(
+        m.kind(),
+        MapKind::Vdso | MapKind::Vvar | MapKind::VvarVclock | MapKind::Vsyscall
+    );
+    if let Some(why) = refused_flag(s).filter(|_| !special) {
+        return Err(refuse(why.into()));
+    }
+    let mut vma = new_vma(s);
+    match m.kind() {
+        MapKind::Anonymous | MapKind::Heap | MapKind::Stack | MapKind::AnonNamed(_) => {
+            if m.shared {
+                return Err(refuse("is shared but has no backing object".into()));
+            }
+        }
+        MapKind::AnonShmemNamed(_) => {
+            let st = procfs::stat(pid, &format!("map_files/{range}"))?;
+            vma.shmem_id = object_id(&st);
+        }
+        MapKind::Vdso | MapKind::Vvar | MapKind::VvarVclock => {
+            vma.kind = VmaKind::Vdso as i32;
+        }
+        MapKind::Vsyscall => vma.kind = VmaKind::Vsyscall as i32,
+        MapKind::File(path) => dump_file_vma(pid, s, path, &range, own_ipc, &mut vma, &refuse)?,
+        MapKind::Other("anon_inode:[io_uring]") => {
+            crate::files::uring::classify(&mut vma, pid, m.inode).map_err(refuse)?;
+        }
+        MapKind::Other(_) => {
+            return Err(refuse("is a special mapping stasis does not know".into()));
+        }
+    }
+    Ok(vma)
+}
+
+/// Why a VMA with one of the smaps flags stasis cannot handle is refused.
+fn refused_flag(s: &SmapsEntry) -> Option<&'static str> {
+    for (flag, why) in [
+        (
+            "io",
+            "is a VM_IO device mapping, which stasis cannot checkpoint",
+        ),
+        ("pf", "is a raw PFN mapping, which stasis cannot checkpoint"),
+        (
+            "ht",
+            "is hugetlbfs memory, which stasis cannot checkpoint yet",
+        ),
+        (
+            "lo",
+            "is mlock()ed, which stasis cannot restore yet; munlock it",
+        ),
+        (
+            "sl",
+            "is sealed with mseal(), which stasis cannot restore yet",
+        ),
+        ("ss", "is a shadow stack, which stasis cannot restore yet"),
+    ] {
+        if s.has_flag(flag) {
+            return Some(why);
+        }
+    }
+    None
+}
+
+/// The image record of a VMA: its range, protection and flags, as
+/// anonymous memory until [`dump_vma`] says what it maps.
+fn new_vma(s: &SmapsEntry) -> Vma {
+    let m = &s.map;
+    let mut prot = 0u32;
+    if m.read {
+        prot |= libc::PROT_READ as u32;
+    }
+    if m.write {
+        prot |= libc::PROT_WRITE as u32;
+    }
+    if m.exec {
+        prot |= libc::PROT_EXEC as u32;
+    }
+    let mut flags = if m.shared {
+        libc::MAP_SHARED
+    } else {
+        libc::MAP_PRIVATE
+    } as u32;
+    if s.has_flag("gd") {
+        flags |= libc::MAP_GROWSDOWN as u32;
+    }
+    Vma {
+        start: m.start,
+        end: m.end,
+        prot,
+        flags,
+        kind: VmaKind::Anon as i32,
+        name: m.path.clone(),
+        pgoff: m.offset,
+        file: None,
+        madv: madv_bits(s),
+        guards: Vec::new(),
+        shmem_id: 0,
+        io_uring_fd: 0,
+        sysv_shmid: 0,
+    }
+}
+
+/// A VMA of a file: shared anonymous memory, a System V segment, an
+/// unlinked file (whose contents go into the image) or a file by path.
+fn dump_file_vma(
+    pid: i32,
+    s: &SmapsEntry,
+    path: &str,
+    range: &str,
+    own_ipc: bool,
+    vma: &mut Vma,
+    refuse: &dyn Fn(String) -> DumpError,
+) -> Result<(), DumpError> {
+    let m = &s.map;
+    if m.is_shared_anon() {
+        // MAP_SHARED|MAP_ANONYMOUS: one shmem object, which
+        // other VMAs (other processes) may map too.
+        vma.name = String::new();
+        let st = procfs::stat(pid, &format!("map_files/{range}"))?;
+        vma.shmem_id = object_id(&st);
+    } else if is_sysv_shm(m) {
+        if !own_ipc {
+            return Err(refuse(
+                "is System V shared memory of the IPC namespace stasis runs in, whose ids a restore could not get back; run the program in an IPC namespace of its own (e.g. `unshare --ipc`)".into(),
+            ));
+        }
+        vma.kind = VmaKind::SysvShm as i32;
+        vma.name = path.to_string();
+        // The inode number of a segment's file is its shmid.
+        vma.sysv_shmid = m.inode as i32;
+        // Attached with SHM_RDONLY: it may never be writable.
+        if !s.has_flag("mw") {
+            vma.flags |= libc::SHM_RDONLY as u32;
+        }
+    } else if m.is_deleted() {
+        // Unlinked but mapped (a POSIX semaphore, a temp file,
+        // a memfd): its contents go into the image, once.
+        let st = procfs::stat(pid, &format!("map_files/{range}"))?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(refuse(
+                "maps a deleted special file, which stasis cannot checkpoint".into(),
+            ));
+        }
+        vma.kind = VmaKind::File as i32;
+        vma.name = path.to_string();
+        vma.file = Some(procfs::file_id(&st));
+        vma.shmem_id = object_id(&st);
+    } else {
+        let st = procfs::stat(pid, &format!("map_files/{range}"))?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(refuse(
+                "maps a device or special file, which stasis cannot checkpoint".into(),
+            ));
+        }
+        vma.kind = VmaKind::File as i32;
+        vma.name = path.to_string();
+        vma.file = Some(procfs::file_id(&st));
+    }
+    Ok(())
 }
 
 /// A System V shared memory segment: `/SYSV%08x (deleted)` (the key in

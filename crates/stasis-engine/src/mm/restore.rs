@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use stasis_image::{self as img, PageRun, Process, Vma, VmaKind};
 
 use crate::error::RestoreError;
-use crate::restore::target::{words, Target};
+use crate::handle::{words, Target};
 
 const ARCH_MAP_VDSO_64: u64 = 0x2003;
 const PR_SET_MM: u64 = 35;
@@ -109,9 +109,17 @@ pub fn switch_memory(
     tramp: (u64, u64),
     inherited: &BTreeMap<(u64, u64), &[PageRun]>,
 ) -> Result<(), RestoreError> {
-    // 0. The fork inherited glibc's rseq registration of the restorer; the
-    // kernel writes to that area on every return to user space, so it must
-    // go before the memory it lives in.
+    unregister_rseq(t)?;
+    let (kept, keep) = unmap_restorer(t, p, tramp, inherited)?;
+    let fixups = map_vmas(t, p, runs, files, shmem, &kept)?;
+    restore_pages(t, runs, pages_fd, &kept, &keep)?;
+    finish_vmas(t, p, fixups)
+}
+
+/// The fork inherited glibc's rseq registration of the restorer; the
+/// kernel writes to that area on every return to user space, so it must
+/// go before the memory it lives in.
+fn unregister_rseq(t: &Target) -> Result<(), RestoreError> {
     let rseq = stasis_sys::ptrace::rseq_config(t.pid).map_err(|e| RestoreError::Sys {
         pid: t.pid,
         step: "get rseq".into(),
@@ -130,7 +138,19 @@ pub fn switch_memory(
             ],
         )?;
     }
-    // 1. Drop the restorer's mappings.
+    Ok(())
+}
+
+/// Drops the restorer's mappings, all but the trampoline and the regions
+/// inherited copy-on-write that the process keeps. Returns those regions
+/// (with the runs they were filled with) and every range that stayed.
+#[allow(clippy::type_complexity)]
+fn unmap_restorer<'a>(
+    t: &Target,
+    p: &Process,
+    tramp: (u64, u64),
+    inherited: &BTreeMap<(u64, u64), &'a [PageRun]>,
+) -> Result<(BTreeMap<(u64, u64), &'a [PageRun]>, Vec<(u64, u64)>), RestoreError> {
     let maps = std::fs::read_to_string(format!("/proc/{}/maps", t.pid)).map_err(|e| {
         RestoreError::Failed {
             pid: t.pid,
@@ -167,12 +187,23 @@ pub fn switch_memory(
     for (a, b) in super::cow::minus(0, top, &keep) {
         t.lcall("munmap", libc::SYS_munmap, &[a, b - a])?;
     }
-    // 2. Map every VMA.
+    Ok((kept, keep))
+}
+
+/// Maps every VMA at its address (writable while its pages are filled),
+/// the vDSO last. Returns the VMAs whose protection is set afterwards.
+fn map_vmas<'p>(
+    t: &Target,
+    p: &'p Process,
+    runs: &[PageRun],
+    files: &BTreeMap<(String, bool), i32>,
+    shmem: &BTreeMap<u64, i32>,
+    kept: &BTreeMap<(u64, u64), &[PageRun]>,
+) -> Result<Vec<&'p Vma>, RestoreError> {
     let mut fixups = Vec::new();
     let mut vdso = None;
     for v in &p.vmas {
         let kind = VmaKind::try_from(v.kind).unwrap_or(VmaKind::Anon);
-        let len = v.end - v.start;
         let shared = v.flags & libc::MAP_SHARED as u32 != 0;
         let keep = v.flags & (libc::MAP_SHARED | libc::MAP_PRIVATE | libc::MAP_GROWSDOWN) as u32;
         if kept.contains_key(&(v.start, v.end)) {
@@ -226,29 +257,7 @@ pub fn switch_memory(
                 (keep, *fd as u64, v.pgoff)
             }
         };
-        tracing::debug!(
-            "mmap {:x}-{:x} prot {prot:#x} flags {flags:#x} fd {fd} off {off:#x}",
-            v.start,
-            v.end
-        );
-        let got = t.lcall(
-            "mmap",
-            libc::SYS_mmap,
-            &[
-                v.start,
-                len,
-                prot as u64,
-                (flags | libc::MAP_FIXED as u32) as u64,
-                fd,
-                off,
-            ],
-        )?;
-        if got != v.start {
-            return Err(RestoreError::Failed {
-                pid: t.pid,
-                what: format!("mapping {:x}-{:x} landed at {got:#x}", v.start, v.end),
-            });
-        }
+        mmap_fixed(t, v, prot, flags, fd, off)?;
     }
     if let Some(at) = vdso {
         t.lcall(
@@ -257,13 +266,59 @@ pub fn switch_memory(
             &[ARCH_MAP_VDSO_64, at],
         )?;
     }
-    // 3. Pages, straight from the image file; in kept regions only those
-    // that differ from the inherited ones.
+    Ok(fixups)
+}
+
+/// mmap(MAP_FIXED) of `v` with protection `prot`, from `fd` at `off`.
+fn mmap_fixed(
+    t: &Target,
+    v: &Vma,
+    prot: u32,
+    flags: u32,
+    fd: u64,
+    off: u64,
+) -> Result<(), RestoreError> {
+    let len = v.end - v.start;
+    tracing::debug!(
+        "mmap {:x}-{:x} prot {prot:#x} flags {flags:#x} fd {fd} off {off:#x}",
+        v.start,
+        v.end
+    );
+    let got = t.lcall(
+        "mmap",
+        libc::SYS_mmap,
+        &[
+            v.start,
+            len,
+            prot as u64,
+            (flags | libc::MAP_FIXED as u32) as u64,
+            fd,
+            off,
+        ],
+    )?;
+    if got != v.start {
+        return Err(RestoreError::Failed {
+            pid: t.pid,
+            what: format!("mapping {:x}-{:x} landed at {got:#x}", v.start, v.end),
+        });
+    }
+    Ok(())
+}
+
+/// Pages, straight from the image file; in kept regions only those that
+/// differ from the inherited ones.
+fn restore_pages(
+    t: &Target,
+    runs: &[PageRun],
+    pages_fd: i32,
+    kept: &BTreeMap<(u64, u64), &[PageRun]>,
+    keep: &[(u64, u64)],
+) -> Result<(), RestoreError> {
     if kept.is_empty() {
         fill_pages(t, runs, pages_fd)?;
     } else {
-        let mut fill = super::cow::outside(runs, &keep);
-        for (&(s, e), src) in &kept {
+        let mut fill = super::cow::outside(runs, keep);
+        for (&(s, e), src) in kept {
             let f = super::cow::fixup(src, runs, s, e);
             for (a, b) in f.zero {
                 t.lcall(
@@ -277,7 +332,11 @@ pub fn switch_memory(
         fill.sort_by_key(|r| r.vaddr);
         fill_pages(t, &fill, pages_fd)?;
     }
-    // 4. Final protections, advice and names.
+    Ok(())
+}
+
+/// Final protections, advice and names.
+fn finish_vmas(t: &Target, p: &Process, fixups: Vec<&Vma>) -> Result<(), RestoreError> {
     for v in fixups {
         t.lcall(
             "mprotect",
@@ -293,26 +352,32 @@ pub fn switch_memory(
             continue;
         }
         apply_madvise(t, v)?;
-        if let Some(name) = v
-            .name
-            .strip_prefix("[anon:")
-            .and_then(|n| n.strip_suffix(']'))
-        {
-            let mut s = name.as_bytes().to_vec();
-            s.push(0);
-            let at = t.put(0, &s)?;
-            t.lcall(
-                "prctl(PR_SET_VMA_ANON_NAME)",
-                libc::SYS_prctl,
-                &[
-                    PR_SET_VMA,
-                    PR_SET_VMA_ANON_NAME,
-                    v.start,
-                    v.end - v.start,
-                    at,
-                ],
-            )?;
-        }
+        name_anon(t, v)?;
+    }
+    Ok(())
+}
+
+/// Names an anonymous VMA as PR_SET_VMA_ANON_NAME did (`[anon:NAME]`).
+fn name_anon(t: &Target, v: &Vma) -> Result<(), RestoreError> {
+    if let Some(name) = v
+        .name
+        .strip_prefix("[anon:")
+        .and_then(|n| n.strip_suffix(']'))
+    {
+        let mut s = name.as_bytes().to_vec();
+        s.push(0);
+        let at = t.put(0, &s)?;
+        t.lcall(
+            "prctl(PR_SET_VMA_ANON_NAME)",
+            libc::SYS_prctl,
+            &[
+                PR_SET_VMA,
+                PR_SET_VMA_ANON_NAME,
+                v.start,
+                v.end - v.start,
+                at,
+            ],
+        )?;
     }
     Ok(())
 }

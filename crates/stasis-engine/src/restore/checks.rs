@@ -137,7 +137,7 @@ fn check_vdso(image: &Image, p: &Process, ours: &Vdso) -> Result<(), RestoreErro
             "pid {}: the image's vDSO differs from this kernel's (dumped on {}, this is {}); restore on the same kernel",
             p.pid,
             inv.kernel_release,
-            crate::dump::kernel_release()
+            crate::procfs::kernel_release()
         )));
     }
     Ok(())

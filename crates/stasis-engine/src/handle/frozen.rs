@@ -7,7 +7,7 @@
 //! every register, mask and held signal, unmaps the scratch page (if one
 //! was needed) and detaches, so a failed dump leaves the target running as
 //! it was. Should the dumper die instead, each armed thread puts itself
-//! back through rt_sigreturn ([`crate::guard`]).
+//! back through rt_sigreturn ([`super::guard`]).
 
 use std::collections::BTreeMap;
 
@@ -15,8 +15,8 @@ use stasis_sys::ptrace::{self, Regs, Stop};
 use stasis_sys::remote::RemoteThread;
 use stasis_sys::{mem, RemoteAddr};
 
+use super::guard::{self, Armed};
 use crate::error::{DumpError, SysCtx};
-use crate::guard::{self, Armed};
 use crate::procfs;
 
 const PTRACE_EVENT_STOP: i32 = 128;
@@ -117,7 +117,7 @@ impl Frozen {
         Ok(frozen)
     }
 
-    /// Arms every thread (see [`crate::guard`]), or falls back to blocking
+    /// Arms every thread (see [`super::guard`]), or falls back to blocking
     /// their signals unguarded. Signals held while seizing go back into
     /// their threads' queues, so a dumper death cannot lose them either.
     fn arm(&mut self) -> Result<(), DumpError> {
