@@ -9,8 +9,8 @@ use stasis_image::{Fd, FdKind, Pipe, Process};
 use stasis_sys::util;
 
 use super::{
-    epoll, eventfd, fanotify, fifo, inotify, locks, mqueue, pipe, pty, signalfd, timerfd, unix,
-    unlinked, OPEN_FLAGS, SETFL_FLAGS,
+    epoll, eventfd, fanotify, fifo, inet, inotify, locks, mqueue, pipe, pty, signalfd, timerfd,
+    unix, unlinked, OPEN_FLAGS, SETFL_FLAGS,
 };
 use crate::error::{RestoreError, SysCtx};
 
@@ -204,6 +204,12 @@ impl Descriptions {
                             sock_at.insert(u.ino, *at);
                         }
                         lift(s)?
+                    }
+                    FdKind::InetSocket => {
+                        lift(inet::open(fd).map_err(|e| RestoreError::Failed {
+                            pid: *pid as i32,
+                            what: format!("fd {} ({}): {e}", fd.fd, fd.path),
+                        })?)?
                     }
                     FdKind::Regular | FdKind::Directory | FdKind::CharDev => {
                         util::open_raw(&fd.path, (fd.flags as i32 & OPEN_FLAGS) | libc::O_NOCTTY)
