@@ -5,7 +5,9 @@
  *  - tb: TCP socket bound to 127.0.0.1, not listening (IP_FREEBIND);
  *  - tu: TCP socket never bound;
  *  - ub: UDP socket bound to 127.0.0.1 (SO_BROADCAST);
- *  - uc: UDP socket connected to ub.
+ *  - uc: UDP socket connected to ub;
+ *  - u6: UDP socket bound to ::1 (IPV6_TCLASS, IPV6_UNICAST_HOPS,
+ *    IPV6_FREEBIND).
  * Ports are the kernel's picks (port 0), so tests can run side by side.
  * After SIGTERM: every option reads back as before, addresses are the
  * same, each listener (and tb, once listening) accepts a connection from
@@ -19,8 +21,12 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
-enum { L4, L6, LR, TB, TU, UB, UC, NSOCK };
-static const char *names[NSOCK] = { "l4", "l6", "lr", "tb", "tu", "ub", "uc" };
+#ifndef IPV6_FREEBIND
+#define IPV6_FREEBIND 78
+#endif
+
+enum { L4, L6, LR, TB, TU, UB, UC, U6, NSOCK };
+static const char *names[NSOCK] = { "l4", "l6", "lr", "tb", "tu", "ub", "uc", "u6" };
 static int fds[NSOCK];
 static struct sockaddr_in6 local[NSOCK];
 
@@ -53,6 +59,9 @@ static const struct opt opts[] = {
 	{ IPPROTO_TCP, TCP_USER_TIMEOUT, 4, "TCP_USER_TIMEOUT" },
 	{ IPPROTO_TCP, TCP_CONGESTION, 16, "TCP_CONGESTION" },
 	{ IPPROTO_IPV6, IPV6_V6ONLY, 4, "IPV6_V6ONLY" },
+	{ IPPROTO_IPV6, IPV6_TCLASS, 4, "IPV6_TCLASS" },
+	{ IPPROTO_IPV6, IPV6_UNICAST_HOPS, 4, "IPV6_UNICAST_HOPS" },
+	{ IPPROTO_IPV6, IPV6_FREEBIND, 4, "IPV6_FREEBIND" },
 };
 #define NOPT (sizeof(opts) / sizeof(opts[0]))
 static unsigned char saved[NSOCK][NOPT][16];
@@ -147,6 +156,16 @@ static void setup(void)
 	seti(fds[UB], SOL_SOCKET, SO_RCVBUF, 50000);
 	bind4(fds[UB], "127.0.0.1");
 
+	fds[U6] = SYS(socket(AF_INET6, SOCK_DGRAM, 0));
+	seti(fds[U6], IPPROTO_IPV6, IPV6_TCLASS, 0x20);
+	seti(fds[U6], IPPROTO_IPV6, IPV6_UNICAST_HOPS, 17);
+	seti(fds[U6], IPPROTO_IPV6, IPV6_FREEBIND, 1);
+	{
+		struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+
+		SYS(bind(fds[U6], (struct sockaddr *)&a, sizeof(a)));
+	}
+
 	fds[UC] = SYS(socket(AF_INET, SOCK_DGRAM, 0));
 	seti(fds[UC], IPPROTO_IP, IP_TOS, 0x08);
 	for (int i = 0; i < NSOCK; i++) {
@@ -224,6 +243,11 @@ static void check_udp(void)
 	      strerror(errno));
 	CHECK(recv(fds[UC], b, sizeof(b), 0) == 4 && !memcmp(b, "pong", 4), "uc recv: %s",
 	      strerror(errno));
+	/* u6 to itself. */
+	CHECK(sendto(fds[U6], "six", 3, 0, (struct sockaddr *)&local[U6], sizeof(local[U6])) == 3,
+	      "u6 sendto: %s", strerror(errno));
+	CHECK(recv(fds[U6], b, sizeof(b), 0) == 3 && !memcmp(b, "six", 3), "u6 recv: %s",
+	      strerror(errno));
 }
 
 int main(void)
@@ -233,8 +257,8 @@ int main(void)
 	int fl;
 
 	setup();
-	wl_note("ports: l4 %d l6 %d lr %d tb %d ub %d uc %d", port_of(L4), port_of(L6),
-		port_of(LR), port_of(TB), port_of(UB), port_of(UC));
+	wl_note("ports: l4 %d l6 %d lr %d tb %d ub %d uc %d u6 %d", port_of(L4), port_of(L6),
+		port_of(LR), port_of(TB), port_of(UB), port_of(UC), port_of(U6));
 	wl_ready();
 	wl_wait();
 	for (int i = 0; i < NSOCK; i++) {
