@@ -681,6 +681,10 @@ fn bad_inet(s: &crate::InetSocket) -> bool {
         || bad_addr(&s.peer)
         || s.options.len() > 64
         || s.options.iter().any(|o| o.value.len() > 64)
+        || s.queue.len() > 1 << 16
+        || s.queue
+            .iter()
+            .any(|d| d.data.len() > usize::from(u16::MAX) || bad_addr(&d.from))
 }
 
 /// The byte length of a run, if it is non-empty and does not overflow.

@@ -241,6 +241,17 @@ fn inet_state() {
             ..good.clone()
         },
         InetSocket {
+            queue: vec![stasis_image::InetDatagram {
+                data: b"x".to_vec(),
+                from: Some(InetAddr {
+                    ip: vec![0; 16],
+                    port: 1,
+                    scope_id: 0,
+                }),
+            }],
+            ..good.clone()
+        },
+        InetSocket {
             options: vec![SockOpt {
                 level: 1,
                 name: 2,

@@ -196,23 +196,6 @@ pub fn tcp_state(fd: RawFd) -> Result<TcpState> {
     })
 }
 
-/// The length of the first datagram queued on `fd`, without taking it
-/// (recv with MSG_PEEK|MSG_TRUNC|MSG_DONTWAIT); None when the queue is
-/// empty.
-pub fn peek_len(fd: RawFd) -> Result<Option<usize>> {
-    let mut b = [0u8; 1];
-    let fl = libc::MSG_PEEK | libc::MSG_TRUNC | libc::MSG_DONTWAIT;
-    // SAFETY: `b` is writable for its length.
-    let n = unsafe { libc::recv(fd, b.as_mut_ptr().cast(), b.len(), fl) };
-    if n >= 0 {
-        return Ok(Some(n as usize));
-    }
-    match crate::errno() {
-        libc::EAGAIN => Ok(None),
-        _ => Err(SysError::last("recv(MSG_PEEK)", format!("fd {fd}"))),
-    }
-}
-
 const SIOCGSKNS: libc::c_ulong = 0x894C;
 
 /// Whether the socket `fd` belongs to the network namespace of the
@@ -249,4 +232,100 @@ pub fn unspecified(family: i32) -> SocketAddr {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     };
     SocketAddr::new(ip, 0)
+}
+
+/// A datagram read from a UDP socket's queue, and who sent it.
+#[derive(Debug, Clone)]
+pub struct Datagram {
+    pub data: Vec<u8>,
+    pub from: Option<SocketAddr>,
+}
+
+/// Copies the datagrams queued on UDP socket `fd`, oldest first, without
+/// taking them (MSG_PEEK, walked with SO_PEEK_OFF, which is put back
+/// afterwards). At most `limit` bytes; a zero-length datagram (which the
+/// peek offset cannot get past) is an error with errno ENOMSG.
+pub fn peek_datagrams(fd: RawFd, limit: usize) -> Result<Vec<Datagram>> {
+    let int = |v: &[u8]| i32::from_ne_bytes(v.try_into().unwrap_or([0xff; 4]));
+    let old = int(&get_raw(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, 4)?);
+    set_raw(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, &0i32.to_ne_bytes())?;
+    let r = peek_all(fd, limit);
+    let back = set_raw(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, &old.to_ne_bytes());
+    let out = r?;
+    back?;
+    Ok(out)
+}
+
+fn peek_all(fd: RawFd, limit: usize) -> Result<Vec<Datagram>> {
+    let mut out = Vec::new();
+    let mut total = 0usize;
+    // Larger than any UDP datagram.
+    let mut buf = vec![0u8; 1 << 16];
+    let too = |what: &str| SysError::Call {
+        call: "recvfrom(MSG_PEEK)",
+        what: format!("fd {fd}: {what}"),
+        errno: libc::EMSGSIZE,
+    };
+    loop {
+        // SAFETY: sockaddr_in6 is plain old data; all zeros is valid.
+        let mut s: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+        // SAFETY: `buf` is writable for its length and `s` for `len`
+        // bytes, which the kernel updates.
+        let n = unsafe {
+            libc::recvfrom(
+                fd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+                (&mut s as *mut libc::sockaddr_in6).cast(),
+                &mut len,
+            )
+        };
+        if n < 0 {
+            return match crate::errno() {
+                libc::EAGAIN => Ok(out),
+                _ => Err(SysError::last("recvfrom(MSG_PEEK)", format!("fd {fd}"))),
+            };
+        }
+        if n == 0 {
+            // The peek offset cannot get past it.
+            return Err(SysError::Call {
+                call: "recvfrom(MSG_PEEK)",
+                what: format!("fd {fd}: a zero-length datagram"),
+                errno: libc::ENOMSG,
+            });
+        }
+        total += n as usize;
+        if total > limit {
+            return Err(too(&format!("more than {limit} bytes queued")));
+        }
+        out.push(Datagram {
+            data: buf[..n as usize].to_vec(),
+            from: (len > 0).then(|| from_raw(&s)).flatten(),
+        });
+    }
+}
+
+/// sendto(2) of one datagram, never blocking.
+pub fn send_to(fd: RawFd, data: &[u8], to: &SocketAddr) -> Result<()> {
+    let (s, len) = raw_addr(to);
+    // SAFETY: `data` and `s` are valid for their lengths across the call.
+    let n = unsafe {
+        libc::sendto(
+            fd,
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            (&s as *const libc::sockaddr_in6).cast(),
+            len,
+        )
+    };
+    if n < 0 || n as usize != data.len() {
+        return Err(SysError::last(
+            "sendto",
+            format!("{} bytes to {to}", data.len()),
+        ));
+    }
+    Ok(())
 }

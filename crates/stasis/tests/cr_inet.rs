@@ -85,9 +85,9 @@ fn refuse_tcp_listener_with_pending_connection() {
 }
 
 #[test]
-fn refuse_udp_with_queue() {
+fn refuse_udp_with_zero_length_datagram() {
     if require_root() {
-        refused("udp-queue", "with datagrams not yet read");
+        refused("udp-empty", "a zero-length datagram");
     }
 }
 

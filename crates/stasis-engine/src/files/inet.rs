@@ -1,22 +1,28 @@
 //! TCP and UDP sockets over IPv4 and IPv6 that hold no connection: TCP
 //! listeners with an empty accept queue, TCP sockets that are unbound or
-//! only bound, and UDP sockets (unbound, bound or connected) with an empty
-//! receive queue.
+//! only bound, and UDP sockets (unbound, bound or connected) with the
+//! datagrams waiting in their receive queue.
 //!
 //! Dump reads each socket through a handle from pidfd_getfd(2): its
 //! family, type and protocol, its state (TCP_INFO, which for a listener
-//! also gives the accept queue and the backlog), its addresses, and the
-//! options of [`OPTIONS`] as raw getsockopt(2) values. Anything that would
-//! need TCP_REPAIR (an established or half-open connection, a listener
-//! with connections not yet accepted) or a queue copied is refused with one
-//! line naming the socket, as are raw, ping, UDP-Lite, SCTP and MPTCP
-//! sockets and sockets of another network namespace.
+//! also gives the accept queue and the backlog), its addresses, the
+//! options of [`OPTIONS`] as raw getsockopt(2) values, and a UDP socket's
+//! queue with each sender's address (MSG_PEEK walked with SO_PEEK_OFF, so
+//! nothing is taken). Anything that would need TCP_REPAIR (an established
+//! or half-open connection, a listener with connections not yet accepted)
+//! is refused with one line naming the socket, as are a zero-length
+//! datagram in a queue (a peek cannot get past it), raw, ping, UDP-Lite,
+//! SCTP and MPTCP sockets and sockets of another network namespace.
 //!
 //! Restore makes a new socket, sets each option that differs from the new
 //! socket's own value (in table order: SO_RCVBUF after SO_RCVLOWAT, which
 //! may grow it; a buffer size is set to half the value read, which the
 //! kernel doubles), binds it to the same address and port, then listens
-//! with the same backlog or connects a UDP socket to its peer. Before
+//! with the same backlog or connects a UDP socket to its peer. A UDP
+//! socket's queue is sent again before it connects, each datagram from a
+//! socket bound to its sender's address when that address is free (else
+//! from one the kernel picks: the program then sees another sender), and
+//! restore checks that every datagram arrived. Before
 //! anything is created, [`check_ports`] makes and drops the same socket,
 //! so a port another socket holds is refused up front ("port 127.0.0.1:5000
 //! is in use"); with SO_REUSEPORT on both, sharing the port is allowed.
@@ -24,7 +30,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 
-use stasis_image::{Fd, FdKind, InetAddr, InetSocket, Process, SockOpt};
+use stasis_image::{Fd, FdKind, InetAddr, InetDatagram, InetSocket, Process, SockOpt};
 use stasis_sys::inetsock as is;
 use stasis_sys::{pidfd, RemoteFd, SysError};
 
@@ -35,6 +41,8 @@ const TCP_CLOSE: u8 = 7;
 const TCP_LISTEN: u8 = 10;
 const IPV6_FREEBIND: i32 = 78;
 const IPPROTO_MPTCP: i32 = 262;
+/// Largest receive queue copied, per UDP socket.
+const MAX_QUEUE: usize = 16 << 20;
 
 /// Which sockets an option applies to.
 #[derive(Clone, Copy, PartialEq)]
@@ -210,11 +218,19 @@ fn dump_inet(
         }
         s.state = u32::from(t.state);
     } else if udp {
-        if is::peek_len(raw).map_err(err)?.is_some() {
-            return Err(format!(
-                "a UDP socket on {local} with datagrams not yet read; stasis cannot checkpoint its queue yet"
-            ));
-        }
+        s.queue = is::peek_datagrams(raw, MAX_QUEUE)
+            .map_err(|e| match e.errno() {
+                Some(libc::ENOMSG) => format!(
+                    "a UDP socket on {local} with a zero-length datagram queued, which stasis cannot copy (a peek cannot get past it)"
+                ),
+                _ => format!("a UDP socket on {local} whose queue cannot be copied: {e}"),
+            })?
+            .into_iter()
+            .map(|d| InetDatagram {
+                data: d.data,
+                from: d.from.as_ref().map(to_image),
+            })
+            .collect();
         let peer = is::peer_addr(raw).map_err(err)?;
         s.state = u32::from(if peer.is_some() {
             TCP_ESTABLISHED
@@ -400,6 +416,9 @@ pub fn open(fd: &Fd) -> Result<RawFd, String> {
         let backlog = i32::try_from(s.backlog).unwrap_or(i32::MAX);
         is::listen(raw, backlog).map_err(|e| e.to_string())?;
     }
+    // Before connecting: a connected socket takes datagrams from its peer
+    // only, and the peer's address may be taken by now.
+    refill(raw, s)?;
     if let Some(p) = s.peer.as_ref() {
         let p = from_image(s.family, p).ok_or("a peer without a valid address")?;
         is::connect(raw, &p).map_err(|e| e.to_string())?;
@@ -423,4 +442,53 @@ pub fn check_ports(p: &Process) -> Result<(), RestoreError> {
         }
     }
     Ok(())
+}
+
+/// Sends the queued datagrams of `s` again to the new socket `raw`, each
+/// from its sender's address if that can be bound (else from an address
+/// the kernel picks), and checks they all arrived.
+fn refill(raw: RawFd, s: &InetSocket) -> Result<(), String> {
+    if s.queue.is_empty() {
+        return Ok(());
+    }
+    let local = is::local_addr(raw).map_err(|e| e.to_string())?;
+    for d in &s.queue {
+        let from = d.from.as_ref().and_then(|a| from_image(s.family, a));
+        let to = SocketAddr::new(reachable(local.ip(), from), local.port());
+        let sender =
+            is::socket(s.family, libc::SOCK_DGRAM, libc::IPPROTO_UDP).map_err(|e| e.to_string())?;
+        if let Some(f) = from {
+            if let Err(e) = is::bind(sender.as_raw_fd(), &f) {
+                tracing::debug!("queued datagram sent from another address than {f}: {e}");
+            }
+        }
+        is::send_to(sender.as_raw_fd(), &d.data, &to).map_err(|e| e.to_string())?;
+    }
+    // Loopback delivery may finish in a softirq just after sendto returns.
+    for _ in 0..50 {
+        let got = is::peek_datagrams(raw, MAX_QUEUE).map_err(|e| e.to_string())?;
+        if got.len() >= s.queue.len() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    Err(format!(
+        "not all of the {} queued datagrams arrived again (receive buffer too small?)",
+        s.queue.len()
+    ))
+}
+
+/// Where a socket bound to `ip` is reached from a sender at `from`: the
+/// loopback address (IPv4-mapped for an IPv4 sender to a dual-stack
+/// socket) for the wildcard, else `ip` itself.
+fn reachable(ip: std::net::IpAddr, from: Option<SocketAddr>) -> std::net::IpAddr {
+    if !ip.is_unspecified() {
+        return ip;
+    }
+    let mapped = matches!(from, Some(SocketAddr::V6(f)) if f.ip().to_ipv4_mapped().is_some());
+    match ip {
+        std::net::IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(_) if mapped => Ipv4Addr::LOCALHOST.to_ipv6_mapped().into(),
+        std::net::IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+    }
 }

@@ -90,6 +90,19 @@ pub struct InetSocket {
     /// those that differ from a new socket's.
     #[prost(message, repeated, tag = "9")]
     pub options: Vec<SockOpt>,
+    /// A UDP socket's unread datagrams, oldest first.
+    #[prost(message, repeated, tag = "10")]
+    pub queue: Vec<InetDatagram>,
+}
+
+/// A datagram waiting in a UDP socket's queue, and its sender's address
+/// (restore sends it again from there if it can bind it, else from any).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct InetDatagram {
+    #[prost(bytes = "vec", tag = "1")]
+    pub data: Vec<u8>,
+    #[prost(message, optional, tag = "2")]
+    pub from: Option<InetAddr>,
 }
 
 /// An address of an [`InetSocket`]: 4 or 16 bytes, port, and for IPv6 the

@@ -8,6 +8,9 @@
  *  - uc: UDP socket connected to ub;
  *  - u6: UDP socket bound to ::1 (IPV6_TCLASS, IPV6_UNICAST_HOPS,
  *    IPV6_FREEBIND).
+ * Queued, unread: in ub, a datagram from a socket closed since (its
+ * address is free at restore: the sender must be the same) and one from
+ * uc; in uc, one from ub; in u6, one from itself.
  * Ports are the kernel's picks (port 0), so tests can run side by side.
  * After SIGTERM: every option reads back as before, addresses are the
  * same, each listener (and tb, once listening) accepts a connection from
@@ -29,6 +32,7 @@ enum { L4, L6, LR, TB, TU, UB, UC, U6, NSOCK };
 static const char *names[NSOCK] = { "l4", "l6", "lr", "tb", "tu", "ub", "uc", "u6" };
 static int fds[NSOCK];
 static struct sockaddr_in6 local[NSOCK];
+static struct sockaddr_in gone; /* the closed sender of ub's first datagram */
 
 /* Options read back after setup, compared after restore. */
 struct opt {
@@ -100,6 +104,36 @@ static void read_opts(int i, unsigned char out[][16], socklen_t *lens, int *ok)
 static int port_of(int i)
 {
 	return ntohs(local[i].sin6_port); /* same offset in sockaddr_in */
+}
+
+/* Leaves datagrams unread in ub, uc and u6 (see the top). */
+static void queue_datagrams(void)
+{
+	int g = SYS(socket(AF_INET, SOCK_DGRAM, 0));
+	socklen_t l = sizeof(gone);
+
+	bind4(g, "127.0.0.1");
+	SYS(getsockname(g, (struct sockaddr *)&gone, &l));
+	SYS(sendto(g, "gone", 4, 0, (struct sockaddr *)&local[UB], sizeof(struct sockaddr_in)));
+	close(g);
+	SYS(send(fds[UC], "early", 5, 0));
+	SYS(sendto(fds[UB], "to-uc", 5, 0, (struct sockaddr *)&local[UC], sizeof(struct sockaddr_in)));
+	SYS(sendto(fds[U6], "q6", 2, 0, (struct sockaddr *)&local[U6], sizeof(local[U6])));
+}
+
+/* Reads one datagram from socket i: it must be `want`; from `from` if
+ * given. */
+static void expect_dgram(int i, const char *want, const struct sockaddr_in *from)
+{
+	struct sockaddr_in6 f;
+	socklen_t l = sizeof(f);
+	char b[16] = { 0 };
+	ssize_t n = recvfrom(fds[i], b, sizeof(b) - 1, MSG_DONTWAIT, (struct sockaddr *)&f, &l);
+
+	CHECK(n == (ssize_t)strlen(want) && !strcmp(b, want), "%s: queued datagram '%s' lost (got %zd '%s': %s)",
+	      names[i], want, n, n > 0 ? b : "", n < 0 ? strerror(errno) : "");
+	CHECK(!from || !memcmp(&f, from, sizeof(*from)), "%s: '%s' from port %d, not %d", names[i],
+	      want, ntohs(((struct sockaddr_in *)&f)->sin_port), ntohs(from->sin_port));
 }
 
 static void setup(void)
@@ -177,6 +211,7 @@ static void setup(void)
 	SYS(getsockname(fds[UC], (struct sockaddr *)&local[UC], &l));
 	for (int i = 0; i < NSOCK; i++)
 		read_opts(i, saved[i], saved_len[i], saved_ok[i]);
+	queue_datagrams();
 }
 
 static void check_opts(int i)
@@ -232,6 +267,11 @@ static void check_udp(void)
 	struct sockaddr_in from;
 	socklen_t l = sizeof(from);
 	char b[8] = { 0 };
+
+	expect_dgram(UB, "gone", &gone);
+	expect_dgram(UB, "early", NULL);
+	expect_dgram(UC, "to-uc", NULL);
+	expect_dgram(U6, "q6", NULL);
 
 	CHECK(send(fds[UC], "ping", 4, 0) == 4, "uc send: %s", strerror(errno));
 	CHECK(recvfrom(fds[UB], b, sizeof(b), 0, (struct sockaddr *)&from, &l) == 4 &&

@@ -1,7 +1,8 @@
 /* Holds one TCP/UDP socket stasis must refuse (argv[1]):
  *  - established: both ends of a loopback TCP connection;
  *  - pending: a listener with a connection not yet accepted;
- *  - udp-queue: a bound UDP socket with a datagram not yet read;
+ *  - udp-empty: a bound UDP socket with a zero-length datagram not yet
+ *    read (a peek cannot get past it);
  *  - udplite: a UDP-Lite socket.
  * After SIGTERM it checks the socket still works: a refused dump must
  * leave the process untouched. */
@@ -30,12 +31,12 @@ int main(int argc, char **argv)
 	int s = -1, c = -1;
 	char b[4];
 
-	if (!strcmp(kind, "udp-queue")) {
+	if (!strcmp(kind, "udp-empty")) {
 		s = SYS(socket(AF_INET, SOCK_DGRAM, 0));
 		c = SYS(socket(AF_INET, SOCK_DGRAM, 0));
 		SYS(bind(s, (struct sockaddr *)&a, sizeof(a)));
 		SYS(getsockname(s, (struct sockaddr *)&a, &l));
-		SYS(sendto(c, "abc", 3, 0, (struct sockaddr *)&a, sizeof(a)));
+		SYS(sendto(c, "", 0, 0, (struct sockaddr *)&a, sizeof(a)));
 	} else if (!strcmp(kind, "udplite")) {
 		s = SYS(socket(AF_INET, SOCK_DGRAM, IPPROTO_UDPLITE));
 	} else {
@@ -56,8 +57,8 @@ int main(int argc, char **argv)
 	wl_note("holding %s at fd %d", kind, s);
 	wl_ready();
 	wl_wait();
-	if (!strcmp(kind, "udp-queue")) {
-		CHECK(recv(s, b, sizeof(b), 0) == 3, "datagram lost: %s", strerror(errno));
+	if (!strcmp(kind, "udp-empty")) {
+		CHECK(recv(s, b, sizeof(b), 0) == 0, "datagram lost: %s", strerror(errno));
 	} else if (!strcmp(kind, "pending")) {
 		int n = accept(s, NULL, NULL);
 
