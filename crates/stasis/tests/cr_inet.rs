@@ -140,3 +140,36 @@ fn real_python_http_server() {
     assert!(line.contains("200"), "after restore: {line}");
     w.kill();
 }
+
+/// A port taken by another program after the dump: restore is refused
+/// before anything is created, naming the port; once it is free again the
+/// same image restores.
+#[test]
+fn restore_refused_while_port_taken() {
+    if !require_root() {
+        return;
+    }
+    let w = Workload::spawn_c("inet", Spawn::default());
+    let port: u16 = w
+        .log()
+        .split("ports: l4 ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .expect("the workload prints its ports");
+    let img = w.dir.join("img");
+    dump(&w, &img, &[]);
+    w.wait_gone();
+    let taken = std::net::TcpListener::bind(("127.0.0.1", port)).expect("take the port");
+    let out = stasis(&["restore", "-D", img.to_str().unwrap(), "-d"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "restore should fail: {err}");
+    let want = format!("port 127.0.0.1:{port} is in use");
+    assert!(err.contains(&want), "want '{want}': {err}");
+    assert!(!w.is_running(), "nothing restored");
+    drop(taken);
+    w.mark(&format!("restore from {}", img.display()));
+    restore(&img, &[]);
+    w.terminate_and_verdict()
+        .expect("restored once the port is free");
+}
