@@ -26,6 +26,25 @@ fn cr_inet() {
     );
 }
 
+#[test]
+fn plain_inet_prefork() {
+    plain_run("inet_prefork", Spawn::default());
+}
+
+/// A listener shared by a root and its workers (pre-fork server) is one
+/// socket again after restore, and each worker accepts from it.
+#[test]
+fn cr_inet_prefork() {
+    if !require_root() {
+        return;
+    }
+    cr_modes(
+        "inet_prefork",
+        Spawn::default(),
+        &[Mode::KillRestore, Mode::LeaveRunning, Mode::RestoreTwice],
+    );
+}
+
 /// A copy restored beside the original, which still holds its ports, is
 /// refused before anything is created, naming the port.
 #[test]
