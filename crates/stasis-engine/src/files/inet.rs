@@ -196,55 +196,9 @@ fn dump_inet(
         ..Default::default()
     };
     if tcp {
-        let t = is::tcp_state(raw).map_err(err)?;
-        let peer = is::peer_addr(raw).ok().flatten();
-        let conn = match peer {
-            Some(p) => format!(" ({local} -> {p})"),
-            None => format!(" ({local})"),
-        };
-        match t.state {
-            TCP_LISTEN if t.accept_queue > 0 => {
-                return Err(format!(
-                    "a TCP listener on {local} with {} connections not yet accepted; stasis cannot checkpoint connections yet (needs TCP_REPAIR)",
-                    t.accept_queue
-                ))
-            }
-            TCP_LISTEN => s.backlog = t.backlog,
-            TCP_CLOSE => {}
-            TCP_ESTABLISHED => {
-                return Err(format!(
-                    "an established TCP connection{conn}; stasis cannot checkpoint connections yet (needs TCP_REPAIR)"
-                ))
-            }
-            st => {
-                return Err(format!(
-                    "a TCP connection in state {}{conn}; stasis cannot checkpoint connections yet (needs TCP_REPAIR)",
-                    tcp_state_name(st)
-                ))
-            }
-        }
-        s.state = u32::from(t.state);
+        dump_tcp(raw, &local, &mut s)?;
     } else if udp {
-        s.queue = is::peek_datagrams(raw, MAX_QUEUE)
-            .map_err(|e| match e.errno() {
-                Some(libc::ENOMSG) => format!(
-                    "a UDP socket on {local} with a zero-length datagram queued, which stasis cannot copy (a peek cannot get past it)"
-                ),
-                _ => format!("a UDP socket on {local} whose queue cannot be copied: {e}"),
-            })?
-            .into_iter()
-            .map(|d| InetDatagram {
-                data: d.data,
-                from: d.from.as_ref().map(to_image),
-            })
-            .collect();
-        let peer = is::peer_addr(raw).map_err(err)?;
-        s.state = u32::from(if peer.is_some() {
-            TCP_ESTABLISHED
-        } else {
-            TCP_CLOSE
-        });
-        s.peer = peer.as_ref().map(to_image);
+        dump_udp(raw, &local, &mut s)?;
     } else {
         return Err(format!(
             "{}, which stasis cannot checkpoint yet",
@@ -255,6 +209,64 @@ fn dump_inet(
     fd.kind = FdKind::InetSocket as i32;
     fd.path = describe(&s);
     fd.inet = Some(s);
+    Ok(())
+}
+
+/// The state of a TCP socket: a listener's backlog, or nothing for one
+/// that is not connected; anything with a connection is refused.
+fn dump_tcp(raw: RawFd, local: &SocketAddr, s: &mut InetSocket) -> Result<(), String> {
+    let t = is::tcp_state(raw).map_err(|e| e.to_string())?;
+    let conn = match is::peer_addr(raw).ok().flatten() {
+        Some(p) => format!(" ({local} -> {p})"),
+        None => format!(" ({local})"),
+    };
+    match t.state {
+        TCP_LISTEN if t.accept_queue > 0 => {
+            return Err(format!(
+                "a TCP listener on {local} with {} connections not yet accepted; stasis cannot checkpoint connections yet (needs TCP_REPAIR)",
+                t.accept_queue
+            ))
+        }
+        TCP_LISTEN => s.backlog = t.backlog,
+        TCP_CLOSE => {}
+        TCP_ESTABLISHED => {
+            return Err(format!(
+                "an established TCP connection{conn}; stasis cannot checkpoint connections yet (needs TCP_REPAIR)"
+            ))
+        }
+        st => {
+            return Err(format!(
+                "a TCP connection in state {}{conn}; stasis cannot checkpoint connections yet (needs TCP_REPAIR)",
+                tcp_state_name(st)
+            ))
+        }
+    }
+    s.state = u32::from(t.state);
+    Ok(())
+}
+
+/// The queue and peer of a UDP socket.
+fn dump_udp(raw: RawFd, local: &SocketAddr, s: &mut InetSocket) -> Result<(), String> {
+    s.queue = is::peek_datagrams(raw, MAX_QUEUE)
+        .map_err(|e| match e.errno() {
+            Some(libc::ENOMSG) => format!(
+                "a UDP socket on {local} with a zero-length datagram queued, which stasis cannot copy (a peek cannot get past it)"
+            ),
+            _ => format!("a UDP socket on {local} whose queue cannot be copied: {e}"),
+        })?
+        .into_iter()
+        .map(|d| InetDatagram {
+            data: d.data,
+            from: d.from.as_ref().map(to_image),
+        })
+        .collect();
+    let peer = is::peer_addr(raw).map_err(|e| e.to_string())?;
+    s.state = u32::from(if peer.is_some() {
+        TCP_ESTABLISHED
+    } else {
+        TCP_CLOSE
+    });
+    s.peer = peer.as_ref().map(to_image);
     Ok(())
 }
 
