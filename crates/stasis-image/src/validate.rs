@@ -646,6 +646,14 @@ fn bad_state(fd: &crate::Fd) -> Option<&'static str> {
             }
         }
     }
+    if fd.kind == FdKind::InetSocket as i32 {
+        let Some(s) = &fd.inet else {
+            return Some("an inet socket without its state");
+        };
+        if bad_inet(s) {
+            return Some("inet socket family, address or options out of range");
+        }
+    }
     if fd.kind == FdKind::Mqueue as i32 {
         let Some(q) = &fd.mqueue else {
             return Some("a message queue without its state");
@@ -655,6 +663,28 @@ fn bad_state(fd: &crate::Fd) -> Option<&'static str> {
         }
     }
     None
+}
+
+/// An inet socket whose family, addresses or options restore could not
+/// use: AF_INET (2) takes 4-byte addresses, AF_INET6 (10) 16-byte ones.
+fn bad_inet(s: &crate::InetSocket) -> bool {
+    let ip_len = match s.family {
+        2 => 4,
+        10 => 16,
+        _ => return true,
+    };
+    let bad_addr = |a: &Option<crate::InetAddr>| {
+        a.as_ref()
+            .is_some_and(|a| a.ip.len() != ip_len || a.port > u32::from(u16::MAX))
+    };
+    bad_addr(&s.local)
+        || bad_addr(&s.peer)
+        || s.options.len() > 64
+        || s.options.iter().any(|o| o.value.len() > 64)
+        || s.queue.len() > 1 << 16
+        || s.queue
+            .iter()
+            .any(|d| d.data.len() > usize::from(u16::MAX) || bad_addr(&d.from))
 }
 
 /// The byte length of a run, if it is non-empty and does not overflow.

@@ -203,6 +203,73 @@ fn fd_state() {
 }
 
 #[test]
+fn inet_state() {
+    use stasis_image::{FdKind, InetAddr, InetSocket, SockOpt};
+    let mut image = sample_image();
+    let fd = &mut image.processes[0].fds[0];
+    fd.kind = FdKind::InetSocket as i32;
+    assert!(matches!(invalid(&image), InvalidImage::BadFdState { .. }));
+    let good = InetSocket {
+        family: libc::AF_INET,
+        sock_type: libc::SOCK_STREAM,
+        protocol: libc::IPPROTO_TCP,
+        bound: true,
+        local: Some(InetAddr {
+            ip: vec![127, 0, 0, 1],
+            port: 5000,
+            scope_id: 0,
+        }),
+        ..Default::default()
+    };
+    image.processes[0].fds[0].inet = Some(good.clone());
+    stasis_image::validate(&image).expect("a valid inet socket");
+    let bad = [
+        InetSocket {
+            family: 99,
+            ..good.clone()
+        },
+        InetSocket {
+            family: libc::AF_INET6,
+            ..good.clone()
+        },
+        InetSocket {
+            local: Some(InetAddr {
+                ip: vec![127, 0, 0, 1],
+                port: 70000,
+                scope_id: 0,
+            }),
+            ..good.clone()
+        },
+        InetSocket {
+            queue: vec![stasis_image::InetDatagram {
+                data: b"x".to_vec(),
+                from: Some(InetAddr {
+                    ip: vec![0; 16],
+                    port: 1,
+                    scope_id: 0,
+                }),
+            }],
+            ..good.clone()
+        },
+        InetSocket {
+            options: vec![SockOpt {
+                level: 1,
+                name: 2,
+                value: vec![0; 65],
+            }],
+            ..good
+        },
+    ];
+    for b in bad {
+        image.processes[0].fds[0].inet = Some(b.clone());
+        assert!(
+            matches!(invalid(&image), InvalidImage::BadFdState { .. }),
+            "{b:?} should be refused"
+        );
+    }
+}
+
+#[test]
 fn tree_links() {
     // A process whose parent is not in the image.
     let mut image = sample_image();

@@ -9,6 +9,7 @@ pub mod clone;
 pub mod error;
 pub mod evfd;
 pub mod file;
+pub mod inetsock;
 pub mod mem;
 pub mod mqueue;
 pub mod pidfd;

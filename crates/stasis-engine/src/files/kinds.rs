@@ -13,7 +13,7 @@ use std::os::fd::RawFd;
 use stasis_image::{Fd, FdKind, Pipe, Process};
 use stasis_proc::FdInfo;
 
-use super::{epoll, eventfd, fanotify, fifo, inotify, pidfd, signalfd, timerfd, uring};
+use super::{epoll, eventfd, fanotify, fifo, inet, inotify, pidfd, signalfd, timerfd, uring};
 use crate::error::RestoreError;
 
 /// Dumps the state of fd `fd` of `pid` (fdinfo `info`); the error says
@@ -84,6 +84,8 @@ pub(super) fn kind(k: FdKind) -> Kind {
         FdKind::Mqueue => other(Open::Mqueue),
         FdKind::Unlinked => other(Open::Unlinked),
         FdKind::UnixSocket => other(Open::UnixSocket),
+        // Told by sock_diag of its socket inode, not by a link.
+        FdKind::InetSocket => other(Open::Own(inet::open, None)),
         FdKind::EventFd => by_link(
             "anon_inode:[eventfd]",
             |_, fd, info| eventfd::dump(fd, info),

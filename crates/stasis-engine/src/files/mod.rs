@@ -28,6 +28,7 @@ pub mod epoll;
 pub mod eventfd;
 pub mod fanotify;
 pub mod fifo;
+pub mod inet;
 pub mod inotify;
 mod kinds;
 pub mod locks;
@@ -241,6 +242,9 @@ impl FileTable {
         }
         if let Some(rest) = link.strip_prefix("socket:[") {
             let ino: u64 = rest.trim_end_matches(']').parse().unwrap_or(0);
+            if let Some(r) = inet::dump(pid, fd) {
+                return r.map_err(|what| refuse(&what));
+            }
             return self.describe_socket(pid, fd, ino, shell_job);
         }
         // A kind told by its link alone (see [`kinds`]).
@@ -589,6 +593,7 @@ fn find_outside_holder(tree: &[i32], want: &BTreeMap<String, u64>) -> Option<(i3
 /// socket file restore would remove stays).
 pub fn check_files(p: &Process, pipes: &[Pipe], dry: bool) -> Result<(), RestoreError> {
     unix::check_paths(p, dry)?;
+    inet::check_ports(p)?;
     locks::check(p)?;
     for fd in &p.fds {
         let kind = FdKind::try_from(fd.kind).unwrap_or(FdKind::Regular);

@@ -50,8 +50,6 @@ const TCP_LISTEN: u8 = 10;
 
 fn family_name(f: i32) -> String {
     match f {
-        libc::AF_INET => "an AF_INET (TCP/UDP over IPv4) socket".into(),
-        libc::AF_INET6 => "an AF_INET6 (TCP/UDP over IPv6) socket".into(),
         libc::AF_NETLINK => "a netlink socket".into(),
         libc::AF_PACKET => "a packet socket".into(),
         f => format!("a socket of address family {f}"),

@@ -19,6 +19,7 @@ pub fn seeds() -> Vec<Image> {
         include_bytes!("../../../../fuzz/seeds/decode_core/sample.img"),
         include_bytes!("../../../../fuzz/seeds/decode_core/epoll_ghost.img"),
         include_bytes!("../../../../fuzz/seeds/decode_core/fanotify.img"),
+        include_bytes!("../../../../fuzz/seeds/decode_core/inet.img"),
         include_bytes!("../../../../fuzz/seeds/decode_core/inotify.img"),
         include_bytes!("../../../../fuzz/seeds/decode_core/mqueue.img"),
         include_bytes!("../../../../fuzz/seeds/decode_core/tree_fifo.img"),
@@ -186,7 +187,7 @@ fn fd_edit(image: &mut Image, c: &mut Choices) {
     let fd = &mut p.fds[j];
     match c.below(6) {
         0 => fd.fd = [0, 1, 2, 3, 1023, 65535, i32::MAX, -1][c.below(8)],
-        1 => fd.kind = c.below(FdKind::Mqueue as usize + 3) as i32,
+        1 => fd.kind = c.below(FdKind::InetSocket as usize + 2) as i32,
         2 => fd.desc = c.byte() as u32 % 8,
         3 => {
             fd.dup_of = if c.flip() {

@@ -49,6 +49,83 @@ pub enum FdKind {
     Mqueue = 17,
     /// A fanotify group; state in `Fd::fanotify`.
     Fanotify = 18,
+    /// A TCP or UDP socket (IPv4 or IPv6) that is not a connection:
+    /// unbound, bound, listening, or (UDP) connected; state in `Fd::inet`.
+    InetSocket = 19,
+}
+
+/// A TCP or UDP socket of AF_INET or AF_INET6 that holds no connection
+/// state: restore makes a new socket, sets its options, binds it to
+/// `local` (if `bound`), then listens or connects.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct InetSocket {
+    /// AF_INET or AF_INET6.
+    #[prost(int32, tag = "1")]
+    pub family: i32,
+    /// SOCK_STREAM (TCP) or SOCK_DGRAM (UDP).
+    #[prost(int32, tag = "2")]
+    pub sock_type: i32,
+    /// IPPROTO_TCP or IPPROTO_UDP.
+    #[prost(int32, tag = "3")]
+    pub protocol: i32,
+    /// TCP_LISTEN (10) for a listener; TCP_CLOSE (7) for a TCP socket
+    /// that is not one and for an unconnected UDP socket; TCP_ESTABLISHED
+    /// (1) for a connected UDP socket.
+    #[prost(uint32, tag = "4")]
+    pub state: u32,
+    /// The listener's backlog limit (as the kernel clamped it).
+    #[prost(uint32, tag = "5")]
+    pub backlog: u32,
+    /// The socket has a local address (bind(2), or one the kernel picked
+    /// on listen or connect).
+    #[prost(bool, tag = "6")]
+    pub bound: bool,
+    #[prost(message, optional, tag = "7")]
+    pub local: Option<InetAddr>,
+    /// A connected UDP socket's peer.
+    #[prost(message, optional, tag = "8")]
+    pub peer: Option<InetAddr>,
+    /// Options as getsockopt(2) returned them, in the order restore sets
+    /// them; restore only sets options it knows (files/inet.rs), and only
+    /// those that differ from a new socket's.
+    #[prost(message, repeated, tag = "9")]
+    pub options: Vec<SockOpt>,
+    /// A UDP socket's unread datagrams, oldest first.
+    #[prost(message, repeated, tag = "10")]
+    pub queue: Vec<InetDatagram>,
+}
+
+/// A datagram waiting in a UDP socket's queue, and its sender's address
+/// (restore sends it again from there if it can bind it, else from any).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct InetDatagram {
+    #[prost(bytes = "vec", tag = "1")]
+    pub data: Vec<u8>,
+    #[prost(message, optional, tag = "2")]
+    pub from: Option<InetAddr>,
+}
+
+/// An address of an [`InetSocket`]: 4 or 16 bytes, port, and for IPv6 the
+/// scope (interface) id.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct InetAddr {
+    #[prost(bytes = "vec", tag = "1")]
+    pub ip: Vec<u8>,
+    #[prost(uint32, tag = "2")]
+    pub port: u32,
+    #[prost(uint32, tag = "3")]
+    pub scope_id: u32,
+}
+
+/// One socket option: level, name and the raw value getsockopt returned.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SockOpt {
+    #[prost(int32, tag = "1")]
+    pub level: i32,
+    #[prost(int32, tag = "2")]
+    pub name: i32,
+    #[prost(bytes = "vec", tag = "3")]
+    pub value: Vec<u8>,
 }
 
 /// A fanotify group: fanotify_init(2) flags and its marks.
@@ -380,6 +457,8 @@ pub struct Fd {
     pub mqueue: Option<MqueueState>,
     #[prost(message, optional, tag = "24")]
     pub fanotify: Option<FanotifyState>,
+    #[prost(message, optional, tag = "25")]
+    pub inet: Option<InetSocket>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]

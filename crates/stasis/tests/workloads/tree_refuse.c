@@ -20,7 +20,7 @@ int main(int argc, char **argv)
 	if (!strcmp(kind, "child-socket")) {
 		c = SYS(fork());
 		if (c == 0) {
-			int fd = socket(AF_INET, SOCK_STREAM, 0);
+			int fd = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP); /* still refused */
 			struct sockaddr_in a;
 			socklen_t l = sizeof(a);
 			sigset_t s;
