@@ -83,6 +83,7 @@ pub fn dump_identity(frozen: &Frozen, status: &Status, p: &mut Process) -> Resul
         &[PR_GET_DUMPABLE],
     )? as u32;
     p.no_new_privs = status.no_new_privs;
+    p.thp_disable = crate::sched::dump_thp_disable(frozen)?;
     for path in [&p.cwd, &p.root] {
         if path.ends_with(" (deleted)") {
             return Err(DumpError::Refused {
@@ -235,7 +236,7 @@ pub fn restore_prctls(t: &Target, p: &Process) -> Result<(), RestoreError> {
         libc::SYS_prctl,
         &[PR_SET_PDEATHSIG, p.pdeathsig as u64],
     )?;
-    Ok(())
+    crate::sched::restore_thp_disable(t, p)
 }
 
 /// The part of identity set in ordinary Rust inside the new process,

@@ -28,6 +28,7 @@ pub mod mm;
 pub mod pidns;
 pub mod procfs;
 pub mod restore;
+pub mod sched;
 pub mod signals;
 pub mod threads;
 pub mod timers;

@@ -77,6 +77,7 @@ pub fn dump_threads(frozen: &Frozen) -> Result<Vec<Thread>, DumpError> {
             altstack_flags: i32::from_ne_bytes(ss[8..12].try_into().expect("4")),
             altstack_size: u64::from_ne_bytes(ss[16..24].try_into().expect("8")),
             pending,
+            sched: Some(crate::sched::dump_thread(pid, tid)?),
         });
     }
     Ok(out)

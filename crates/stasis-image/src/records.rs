@@ -152,6 +152,9 @@ pub struct Process {
     /// index `ctty_pty - 1` (a session made inside the tree, e.g. by tmux).
     #[prost(uint32, tag = "32")]
     pub ctty_pty: u32,
+    /// prctl(PR_SET_THP_DISABLE) was set.
+    #[prost(bool, tag = "33")]
+    pub thp_disable: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -422,6 +425,30 @@ pub struct Thread {
     /// Signals pending on this thread only, oldest first.
     #[prost(message, repeated, tag = "15")]
     pub pending: Vec<SigInfo>,
+    /// Scheduling: policy, priorities, CPU affinity, timer slack (absent
+    /// in older images: left as the restorer's).
+    #[prost(message, optional, tag = "16")]
+    pub sched: Option<ThreadSched>,
+}
+
+/// A thread's scheduling attributes.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ThreadSched {
+    /// sched_getscheduler(2), SCHED_RESET_ON_FORK included.
+    #[prost(uint32, tag = "1")]
+    pub policy: u32,
+    /// Real-time priority (sched_param), 0 for the normal policies.
+    #[prost(uint32, tag = "2")]
+    pub rt_priority: u32,
+    /// Nice value, -20..=19.
+    #[prost(sint32, tag = "3")]
+    pub nice: i32,
+    /// CPU affinity mask, sched_getaffinity(2) bytes.
+    #[prost(bytes = "vec", tag = "4")]
+    pub affinity: Vec<u8>,
+    /// /proc/TID/timerslack_ns.
+    #[prost(uint64, tag = "5")]
+    pub timer_slack_ns: u64,
 }
 
 /// A queued signal: the raw 128-byte `siginfo_t`.

@@ -16,6 +16,7 @@ pub mod pidfd;
 pub mod probe;
 pub mod ptrace;
 pub mod remote;
+pub mod sched;
 pub mod sigframe;
 pub mod sockdiag;
 pub mod sysvipc;

@@ -246,3 +246,16 @@ fn restore_out_of_memory_is_a_clear_error() {
     w.terminate_and_verdict()
         .expect("restore outside the cgroup");
 }
+
+/// Scheduling attributes per thread (policy, nice, affinity, timer slack)
+/// and PR_SET_THP_DISABLE come back (the completeness issue listed them as
+/// lost).
+#[test]
+fn plain_sched() {
+    common::plain_run("sched", Spawn::default());
+}
+
+#[test]
+fn cr_sched() {
+    common::cr_all_modes("sched", Spawn::default());
+}

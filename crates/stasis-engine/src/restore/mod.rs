@@ -207,6 +207,13 @@ fn resume(live: &[Live<'_>], opts: &RestoreOptions, root_host: i32) -> Result<()
             threads::finish_thread(&l.t, th)?;
         }
     }
+    // Last, once nothing is run in the threads any more: a thread under
+    // SCHED_IDLE or pinned to a busy CPU would slow every step after.
+    for l in live {
+        for th in &l.p.threads {
+            crate::sched::restore_thread(&l.t, th)?;
+        }
+    }
     if let Some(f) = &opts.pidfile {
         std::fs::write(f, format!("{root_host}\n")).map_err(|e| RestoreError::Failed {
             pid: root_host,
