@@ -57,3 +57,13 @@ pub fn kernel_release() -> String {
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default()
 }
+
+/// /proc/PID/status, parsed.
+pub fn status(pid: i32) -> Result<stasis_proc::Status, DumpError> {
+    parsed(pid, stasis_proc::parse_status(&read_string(pid, "status")?))
+}
+
+/// /proc/PID/stat, parsed.
+pub fn proc_stat(pid: i32) -> Result<stasis_proc::Stat, DumpError> {
+    parsed(pid, stasis_proc::parse_stat(&read_string(pid, "stat")?))
+}

@@ -103,6 +103,8 @@ fn from_raw(s: &libc::sockaddr_in6) -> Option<SocketAddr> {
     }
 }
 
+/// getsockname or getpeername: both fill a sockaddr of at most `*len`
+/// bytes for a descriptor, which is all [`name_of`] relies on.
 type NameCall =
     unsafe extern "C" fn(libc::c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> libc::c_int;
 

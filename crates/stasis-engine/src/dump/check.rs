@@ -30,14 +30,8 @@ pub(super) fn precheck(
     own: &OwnNs,
     ipc: &TreeIpc,
 ) -> Result<(), DumpError> {
-    let status = procfs::parsed(
-        pid,
-        stasis_proc::parse_status(&procfs::read_string(pid, "status")?),
-    )?;
-    let stat = procfs::parsed(
-        pid,
-        stasis_proc::parse_stat(&procfs::read_string(pid, "stat")?),
-    )?;
+    let status = procfs::status(pid)?;
+    let stat = procfs::proc_stat(pid)?;
     let refuse = |what: String| Err(DumpError::Refused { pid, what });
     if status.tgid != pid as u32 {
         return refuse(format!(

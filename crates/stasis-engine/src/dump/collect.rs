@@ -145,14 +145,8 @@ fn dump_process(
 ) -> Result<(Process, Vec<img::PageRun>, u64), DumpError> {
     let (files, shmem, dedup) = shared;
     let pid = frozen.pid;
-    let status = procfs::parsed(
-        pid,
-        stasis_proc::parse_status(&procfs::read_string(pid, "status")?),
-    )?;
-    let stat = procfs::parsed(
-        pid,
-        stasis_proc::parse_stat(&procfs::read_string(pid, "stat")?),
-    )?;
+    let status = procfs::status(pid)?;
+    let stat = procfs::proc_stat(pid)?;
     let smaps = procfs::parsed(
         pid,
         stasis_proc::parse_smaps(&procfs::read_string(pid, "smaps")?),

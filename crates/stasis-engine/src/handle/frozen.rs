@@ -508,10 +508,7 @@ impl FrozenTree {
 }
 
 fn read_stat(pid: i32) -> Result<stasis_proc::Stat, DumpError> {
-    procfs::parsed(
-        pid,
-        stasis_proc::parse_stat(&procfs::read_string(pid, "stat")?),
-    )
+    procfs::proc_stat(pid)
 }
 
 /// Children of every thread of `pid`.

@@ -241,10 +241,7 @@ fn madv_bits(s: &SmapsEntry) -> u32 {
 
 /// The mm fields PR_SET_MM_MAP restores.
 pub fn dump_mm(pid: i32, frozen: &Frozen) -> Result<MmState, DumpError> {
-    let st = procfs::parsed(
-        pid,
-        stasis_proc::parse_stat(&procfs::read_string(pid, "stat")?),
-    )?;
+    let st = procfs::proc_stat(pid)?;
     let brk = frozen.call(pid, "brk", libc::SYS_brk, &[0])?;
     Ok(MmState {
         start_code: st.start_code,
